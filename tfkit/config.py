@@ -1,0 +1,429 @@
+"""The run config: a tree of frozen dataclasses, loaded from YAML and overridden with ``--set a.b=value``.
+
+Every default is declared here, once. Loading checks every key and type, so that nothing downstream needs
+``cfg.get(key, default)``: unknown keys, wrong types, bad enum values and contradictions are rejected at load with one
+line that names the key, the value received and what is expected.
+
+Relative paths inside a YAML file are relative to that file's folder, so a config and its data travel together (the
+embedded ``configs/digits.yaml`` points at ``../tfrecords/digits``). Paths given with ``--set`` are relative to the
+current directory, as on any command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from tfkit.errors import UserError
+
+Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
+StrategyName = Literal["auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which model to build.
+
+    Attributes:
+        name: ``digits_cnn`` (built in), a ``keras.applications`` name such as ``EfficientNetV2S``, or user code as
+            ``module:function`` or ``path/to/file.py:function``. User functions are called as
+            ``function(input_shape=..., num_classes=...)`` and return an unbuilt or built Keras model.
+        weights: None, or a local weights file (``.weights.h5``) to load after building. Nothing is downloaded.
+        num_classes: Outputs of the head. None takes ``num_classes`` from the label in the data schema.
+    """
+
+    name: str = "digits_cnn"
+    weights: str | None = None
+    num_classes: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the TFRecords are and how they are read.
+
+    Attributes:
+        train: A folder of TFRecord shards with a ``schema.json``.
+        eval: The same for evaluation, or None for no evaluation.
+        features: The schema feature fed to the model.
+        label: The schema feature used as the target.
+        shuffle_buffer: Examples held in the shuffle buffer (0 turns shuffling off).
+        deterministic: Keep tf.data's output order fixed for a seed; off trades reproducibility for throughput.
+    """
+
+    train: str = ""
+    eval: str | None = None
+    features: str = "image"
+    label: str = "label"
+    shuffle_buffer: int = 2048
+    deterministic: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    """What is optimised and measured.
+
+    Attributes:
+        loss: ``sparse_categorical_crossentropy``, ``binary_crossentropy``, ``mse`` or ``mae``.
+        from_logits: Whether the model outputs logits (true for the built-in heads).
+        metrics: Metric names: ``accuracy``, ``mae``, ``mse``, ``rmse``.
+    """
+
+    loss: Literal["sparse_categorical_crossentropy", "binary_crossentropy", "mse", "mae"] = (
+        "sparse_categorical_crossentropy"
+    )
+    from_logits: bool = True
+    metrics: tuple[str, ...] = ("accuracy",)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How long and in what batches to train.
+
+    Attributes:
+        epochs: Passes over the training split; converted to steps once, when the run is planned.
+        per_replica_batch_size: Examples per replica per micro-batch (the TPU idiom). Exclusive with
+            ``global_batch_size``.
+        global_batch_size: Examples per optimizer step over all replicas. Exclusive with ``per_replica_batch_size``.
+        grad_accum_steps: Micro-batches accumulated into one optimizer step.
+        steps_per_execution: Optimizer steps run inside one ``tf.function`` call.
+        jit_compile: Compile the step with XLA.
+        clip_norm: Clip gradients to this global norm after they are summed over replicas; None for no clipping.
+    """
+
+    epochs: int = 10
+    per_replica_batch_size: int | None = None
+    global_batch_size: int | None = None
+    grad_accum_steps: int = 1
+    steps_per_execution: int = 1
+    jit_compile: bool = False
+    clip_norm: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """The optimizer and its learning-rate schedule.
+
+    Attributes:
+        name: ``adam``, ``adamw``, ``sgd`` or ``rmsprop``.
+        base_learning_rate: The learning rate at ``base_batch_size``.
+        base_batch_size: The global batch that ``base_learning_rate`` was tuned for.
+        scaling: How the rate follows the global batch: ``linear``, ``sqrt`` or ``none``.
+        warmup_steps: Steps of linear warmup from 0 to the scaled rate.
+        schedule: After warmup, ``cosine`` decay to 0 at the last step, or ``constant``.
+        weight_decay: Decoupled weight decay (adamw, sgd).
+        momentum: Momentum for sgd.
+    """
+
+    name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    base_learning_rate: float = 1e-3
+    base_batch_size: int = 64
+    scaling: Literal["linear", "sqrt", "none"] = "linear"
+    warmup_steps: int = 0
+    schedule: Literal["cosine", "constant"] = "cosine"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributeConfig:
+    """Which tf.distribute strategy runs the job.
+
+    The command line's ``--strategy``, ``--tpu``, ``--tpu_address`` and ``--cpu_replicas`` set these keys.
+
+    Attributes:
+        strategy: ``auto`` picks a reachable TPU, then a ``TF_CONFIG`` cluster, then several GPUs, then one device.
+        tpu_address: ``local`` on TPU VMs; ``grpc://host:port`` or a TPU name for TPU nodes.
+        cpu_replicas: Split the CPU into this many logical devices and mirror over them (0: off). Rehearses a TPU
+            v3-8 config on a laptop with ``8``.
+    """
+
+    strategy: StrategyName = "auto"
+    tpu_address: str = "local"
+    cpu_replicas: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole run.
+
+    Attributes:
+        name: The run's name; the default workdir is ``runs/<name>``. Defaults to the config file's stem.
+        model: See ``ModelConfig``.
+        data: See ``DataConfig``.
+        task: See ``TaskConfig``.
+        train: See ``TrainConfig``.
+        optimizer: See ``OptimizerConfig``.
+        distribute: See ``DistributeConfig``.
+        precision: ``auto`` (bfloat16 on TPU, float16 on GPUs of compute capability 7.0+, else float32), or one of
+            ``float32``, ``mixed_float16``, ``mixed_bfloat16``.
+        seed: Seeds weights, data order and every other random choice.
+    """
+
+    name: str = "run"
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    task: TaskConfig = TaskConfig()
+    train: TrainConfig = TrainConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    distribute: DistributeConfig = DistributeConfig()
+    precision: Precision = "auto"
+    seed: int = 0
+
+
+METRIC_NAMES = ("accuracy", "mae", "mse", "rmse")
+
+# Keys that hold filesystem paths: a relative value in a YAML file is resolved against the file's folder.
+_PATH_KEYS = ("data.train", "data.eval", "model.weights")
+
+
+def load(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    overrides: Iterable[str] = (),
+    values: Mapping[str, Any] | None = None,
+) -> Config:
+    """Loads and validates a config.
+
+    Args:
+        path: A YAML file. None starts from the defaults alone.
+        overrides: ``a.b=value`` strings; each value is parsed as YAML (``3``, ``true``, ``null``, ``[a, b]``).
+        values: A nested mapping applied after the file and before ``overrides``, for the Python API.
+
+    Returns:
+        The validated, frozen config.
+
+    Raises:
+        UserError: The file is missing or not YAML, or a key, type or combination is wrong.
+    """
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        tree = _read_yaml(path)
+        tree.setdefault("name", path.stem)
+        _resolve_paths(tree, base=path.resolve().parent, source=str(path))
+    if values:
+        tree = _merge(tree, _normalise(dict(values)))
+    for item in overrides:
+        key, value = _parse_override(item)
+        _set(tree, key, value)
+        if key in _PATH_KEYS and isinstance(value, str):
+            _resolve_paths(tree, base=Path.cwd(), source="--set", only=key)
+    config = _build(Config, _normalise(tree), prefix="")
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Rejects combinations of keys that cannot hold together.
+
+    Raises:
+        UserError: Naming the keys and how to fix them.
+    """
+    train = config.train
+    if train.per_replica_batch_size is not None and train.global_batch_size is not None:
+        raise UserError(
+            "config keys 'train.per_replica_batch_size' and 'train.global_batch_size' are both set "
+            f"(received {train.per_replica_batch_size} and {train.global_batch_size}); expected exactly one: "
+            "the other is derived from the number of replicas. Remove one of them."
+        )
+    if train.per_replica_batch_size is None and train.global_batch_size is None:
+        raise UserError(
+            "neither 'train.per_replica_batch_size' nor 'train.global_batch_size' is set; expected exactly one, "
+            "e.g. --set train.per_replica_batch_size=32."
+        )
+    positive = {
+        "train.epochs": train.epochs,
+        "train.per_replica_batch_size": train.per_replica_batch_size,
+        "train.global_batch_size": train.global_batch_size,
+        "train.grad_accum_steps": train.grad_accum_steps,
+        "train.steps_per_execution": train.steps_per_execution,
+        "optimizer.base_batch_size": config.optimizer.base_batch_size,
+    }
+    for key, value in positive.items():
+        if value is not None and value < 1:
+            raise UserError(f"config key '{key}': received {value}; expected an integer of at least 1.")
+    non_negative = {
+        "optimizer.warmup_steps": config.optimizer.warmup_steps,
+        "data.shuffle_buffer": config.data.shuffle_buffer,
+        "distribute.cpu_replicas": config.distribute.cpu_replicas,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise UserError(f"config key '{key}': received {value}; expected an integer of at least 0.")
+    if config.optimizer.base_learning_rate <= 0:
+        raise UserError(
+            f"config key 'optimizer.base_learning_rate': received {config.optimizer.base_learning_rate}; "
+            "expected a number above 0."
+        )
+    if train.clip_norm is not None and train.clip_norm <= 0:
+        raise UserError(f"config key 'train.clip_norm': received {train.clip_norm}; expected a number above 0 or null.")
+    if not config.data.train:
+        raise UserError("config key 'data.train' is empty; expected a folder of TFRecords with a schema.json.")
+    if config.distribute.cpu_replicas and config.distribute.strategy not in ("auto", "cpu", "mirrored"):
+        raise UserError(
+            f"config keys 'distribute.cpu_replicas' ({config.distribute.cpu_replicas}) and 'distribute.strategy' "
+            f"('{config.distribute.strategy}') contradict: CPU replicas are mirrored on this host. "
+            "Use --strategy auto or mirrored, or drop --cpu_replicas."
+        )
+    for metric in config.task.metrics:
+        if metric not in METRIC_NAMES:
+            raise UserError(
+                f"config key 'task.metrics': received '{metric}'; expected some of {', '.join(METRIC_NAMES)}."
+            )
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """Returns the config as plain YAML-ready data (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def dump(config: Config, path: str | os.PathLike[str]) -> None:
+    """Writes the resolved config as YAML; ``load`` of that file gives the same config back."""
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"config file '{path}' does not exist; expected a YAML file. Check the --config path.")
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"config file '{path}' is not valid YAML{where}; fix its syntax.") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise UserError(f"config file '{path}' holds a {type(tree).__name__}; expected a mapping of keys.")
+    return tree
+
+
+def _normalise(tree: dict[str, Any]) -> dict[str, Any]:
+    # `model: resnet50` is shorthand for `model: {name: resnet50}`.
+    if isinstance(tree.get("model"), str):
+        tree = {**tree, "model": {"name": tree["model"]}}
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set received '{item}'; expected key=value, e.g. --set train.epochs=5.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _set(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    if isinstance(tree.get("model"), str):
+        tree["model"] = {"name": tree["model"]}
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _resolve_paths(tree: dict[str, Any], *, base: Path, source: str, only: str | None = None) -> None:
+    for key in _PATH_KEYS:
+        if only is not None and key != only:
+            continue
+        section, _, leaf = key.partition(".")
+        node = tree.get(section)
+        if not isinstance(node, dict):
+            continue
+        value = node.get(leaf)
+        if isinstance(value, str) and value and "://" not in value and not os.path.isabs(value):
+            node[leaf] = str((base / value).resolve())
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _build(cls: type, tree: Any, *, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(tree, Mapping):
+        raise UserError(f"config key '{where}': received {_describe(tree)}; expected a mapping of keys.")
+    hints = typing.get_type_hints(cls)
+    names = {field.name for field in dataclasses.fields(cls)}
+    for key in tree:
+        if key not in names:
+            raise UserError(
+                f"config key '{prefix}{key}' is unknown; expected one of: {', '.join(sorted(names))}. "
+                "Check its spelling and section."
+            )
+    kwargs = {key: _convert(hints[key], value, key=f"{prefix}{key}") for key, value in tree.items()}
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, *, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(typing.cast(type, hint), value, prefix=f"{key}.")
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        inner = [option for option in options if option is not type(None)]
+        return _convert(inner[0], value, key=key)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise UserError(f"config key '{key}': received {value!r}; expected one of {', '.join(map(str, allowed))}.")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config key '{key}': received {_describe(value)}; expected a list.")
+        (item_hint, _) = typing.get_args(hint)
+        return tuple(_convert(item_hint, item, key=key) for item in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"config key '{key}': received {_describe(value)}; expected true or false.")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"config key '{key}': received {_describe(value)}; expected an integer.")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"config key '{key}': received {_describe(value)}; expected a number.")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise UserError(f"config key '{key}': received {_describe(value)}; expected a string.")
+        return value
+    raise TypeError(f"tfkit.config cannot convert key '{key}' to {hint!r}")  # a tfkit bug, not user input

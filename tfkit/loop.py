@@ -1,0 +1,182 @@
+"""The compiled training and eval steps: the only ``strategy.run`` calls in tfkit, each with one reduce.
+
+The training function runs ``steps`` optimizer steps per call in a ``tf.range`` loop (``steps`` is a tensor, so a
+shorter last call of an epoch does not retrace). Each optimizer step takes ``grad_accum_steps`` micro-batches, one
+after the other, and sums their gradients. The loss of every example is divided by the **global** batch, so summing
+gradients over micro-batches and replicas gives the gradient of the global mean loss whatever the split.
+
+Checkpointing, logging and eval live in the Python outer loop, never in the step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+
+import keras
+import tensorflow as tf
+
+PerExampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+def per_example_loss(name: str, *, from_logits: bool) -> PerExampleLoss:
+    """Returns a function from (labels, outputs) to one loss value per example, in float32.
+
+    Losses over extra axes (pixels of a mask, outputs of a regression) are averaged per example.
+    """
+
+    def reduce_to_examples(values: tf.Tensor) -> tf.Tensor:
+        values = tf.cast(values, tf.float32)
+        return tf.reshape(values, [tf.shape(values)[0], -1]) if values.shape.rank != 1 else values[:, None]
+
+    def loss(labels: tf.Tensor, outputs: tf.Tensor) -> tf.Tensor:
+        if name == "sparse_categorical_crossentropy":
+            values = keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=from_logits)
+        elif name == "binary_crossentropy":
+            labels = tf.reshape(tf.cast(labels, outputs.dtype), tf.shape(outputs))
+            values = keras.losses.binary_crossentropy(labels, outputs, from_logits=from_logits)
+        elif name == "mse":
+            values = keras.losses.mean_squared_error(
+                tf.reshape(tf.cast(labels, outputs.dtype), tf.shape(outputs)), outputs
+            )
+        else:
+            values = keras.losses.mean_absolute_error(
+                tf.reshape(tf.cast(labels, outputs.dtype), tf.shape(outputs)), outputs
+            )
+        return tf.reduce_mean(reduce_to_examples(values), axis=1)
+
+    return loss
+
+
+def make_metrics(names: tuple[str, ...], *, loss: str, from_logits: bool) -> dict[str, keras.metrics.Metric]:
+    """Creates Keras metric objects by name. Call it under the strategy's scope."""
+    metrics: dict[str, keras.metrics.Metric] = {}
+    for name in names:
+        if name == "accuracy":
+            if loss == "sparse_categorical_crossentropy":
+                metrics[name] = keras.metrics.SparseCategoricalAccuracy(name=name)
+            else:
+                metrics[name] = keras.metrics.BinaryAccuracy(name=name, threshold=0.0 if from_logits else 0.5)
+        elif name == "mae":
+            metrics[name] = keras.metrics.MeanAbsoluteError(name=name)
+        elif name == "mse":
+            metrics[name] = keras.metrics.MeanSquaredError(name=name)
+        else:
+            metrics[name] = keras.metrics.RootMeanSquaredError(name=name)
+    return metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSettings:
+    """What the training step needs to know about the plan.
+
+    Attributes:
+        global_batch_size: Examples per optimizer step over all replicas and micro-batches.
+        grad_accum_steps: Micro-batches per optimizer step.
+        clip_norm: Global-norm clipping of the summed gradient, or None.
+        jit_compile: Compile each micro-batch's forward and backward pass with XLA.
+    """
+
+    global_batch_size: int
+    grad_accum_steps: int = 1
+    clip_norm: float | None = None
+    jit_compile: bool = False
+
+
+def make_train_function(
+    *,
+    strategy: tf.distribute.Strategy,
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    loss_fn: PerExampleLoss,
+    metrics: dict[str, keras.metrics.Metric],
+    settings: StepSettings,
+) -> Callable[[Iterator, tf.Tensor], tf.Tensor]:
+    """Returns ``train(iterator, steps) -> mean loss``, a ``tf.function`` that runs ``steps`` optimizer steps.
+
+    Args:
+        strategy: The strategy whose scope built the model, optimizer and metrics.
+        model: The model; its outputs are cast to float32.
+        optimizer: A built optimizer (``optimizer.build`` ran under the scope).
+        loss_fn: Per-example loss.
+        metrics: Training metrics, updated with every micro-batch.
+        settings: Batch, accumulation, clipping and XLA settings.
+
+    Returns:
+        The training function. Its iterator yields ``(features, labels, weights)`` per-replica batches.
+    """
+    variables = model.trainable_variables
+    replicas = strategy.num_replicas_in_sync
+    inverse_global_batch = 1.0 / settings.global_batch_size
+    regularization_share = 1.0 / (replicas * settings.grad_accum_steps)
+
+    def forward_backward(x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, list, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            outputs = tf.cast(model(x, training=True), tf.float32)
+            loss = tf.reduce_sum(loss_fn(y, outputs) * weights) * inverse_global_batch
+            if model.losses:
+                loss += tf.add_n(model.losses) * regularization_share
+            scaled = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return loss, grads, outputs
+
+    compiled = tf.function(forward_backward, jit_compile=True) if settings.jit_compile else forward_backward
+
+    def replica_step(micro_batches: tuple) -> tf.Tensor:
+        total = tf.constant(0.0)
+        summed: list = []
+        for x, y, weights in micro_batches:
+            # Micro-batches run one after another, so only one is in device memory at a time.
+            with tf.control_dependencies(summed):
+                loss, grads, outputs = compiled(x, y, weights)
+            summed = grads if not summed else [a + b for a, b in zip(summed, grads, strict=True)]
+            total += loss
+            for metric in metrics.values():
+                metric.update_state(y, outputs, sample_weight=weights)
+        if settings.clip_norm is not None:
+            # Clip the gradient of the global batch, not each replica's share of it. The loss scale (1.0 without
+            # one) scales the norm too. Keras' apply sums over replicas again, hence the division.
+            context = tf.distribute.get_replica_context()
+            summed = context.all_reduce(tf.distribute.ReduceOp.SUM, summed)
+            scale = optimizer.scale_loss(tf.constant(1.0))
+            summed, _ = tf.clip_by_global_norm(summed, settings.clip_norm * scale)
+            summed = [grad / replicas for grad in summed]
+        optimizer.apply(summed, variables)
+        return total
+
+    @tf.function
+    def train(iterator: Iterator, steps: tf.Tensor) -> tf.Tensor:
+        loss_sum = tf.constant(0.0)
+        for _ in tf.range(steps):
+            micro_batches = tuple(next(iterator) for _ in range(settings.grad_accum_steps))
+            per_replica = strategy.run(replica_step, args=(micro_batches,))
+            loss_sum += strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        return loss_sum / tf.cast(steps, tf.float32)
+
+    return train
+
+
+def make_eval_function(
+    *,
+    strategy: tf.distribute.Strategy,
+    model: keras.Model,
+    loss_fn: PerExampleLoss,
+    loss_metric: keras.metrics.Mean,
+    metrics: dict[str, keras.metrics.Metric],
+) -> Callable[[tuple], None]:
+    """Returns ``evaluate(batch)``, which updates the eval loss and metrics with one distributed batch.
+
+    Padding examples carry weight 0, so they count for nothing.
+    """
+
+    def replica_step(x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> None:
+        outputs = tf.cast(model(x, training=False), tf.float32)
+        loss_metric.update_state(loss_fn(y, outputs), sample_weight=weights)
+        for metric in metrics.values():
+            metric.update_state(y, outputs, sample_weight=weights)
+
+    @tf.function
+    def evaluate(batch: tuple) -> None:
+        strategy.run(replica_step, args=batch)
+
+    return evaluate

@@ -1,0 +1,114 @@
+"""Building the model: the built-in digits CNN, ``keras.applications`` models by name, or user code.
+
+Models are built under the strategy's scope and the run's dtype policy by the caller. Nothing here downloads weights:
+``model.weights`` is None or a local file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+from tfkit.config import ModelConfig
+from tfkit.errors import UserError
+
+
+def digits_cnn(*, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    """A small CNN for 8x8 digits: two convolutions, global pooling, a dense head that outputs logits.
+
+    It has no dropout and no batch normalisation, so its losses do not depend on how the global batch is split over
+    replicas: the same config gives the same losses on 1, 2 or 8 replicas.
+    """
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(64, activation="relu")(x)
+    outputs = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name="digits_cnn")
+
+
+BUILT_IN: dict[str, Callable[..., keras.Model]] = {"digits_cnn": digits_cnn}
+
+
+def build(config: ModelConfig, *, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    """Builds the model that ``config.name`` names.
+
+    Args:
+        config: The ``model`` section.
+        input_shape: One example's shape, from the data schema.
+        num_classes: Outputs of the head.
+
+    Returns:
+        A built Keras model whose outputs are logits (or regression values).
+
+    Raises:
+        UserError: The name matches nothing, user code fails to import, or the weights file is missing.
+    """
+    name = config.name
+    if name in BUILT_IN:
+        model = BUILT_IN[name](input_shape=input_shape, num_classes=num_classes)
+    elif ":" in name:
+        model = _user_model(name, input_shape=input_shape, num_classes=num_classes)
+    elif hasattr(keras.applications, name) and inspect.isfunction(getattr(keras.applications, name)):
+        model = _application(name, input_shape=input_shape, num_classes=num_classes)
+    else:
+        raise UserError(
+            f"config key 'model.name': received '{name}'; expected a built-in model ({', '.join(BUILT_IN)}), a "
+            "keras.applications name such as EfficientNetV2S, or user code as module:function or file.py:function."
+        )
+    if not isinstance(model, keras.Model):
+        raise UserError(f"model '{name}' returned {type(model).__name__}; expected a keras.Model.")
+    if config.weights:
+        if not os.path.isfile(config.weights):
+            raise UserError(
+                f"config key 'model.weights': '{config.weights}' does not exist; expected a local weights file."
+            )
+        model.load_weights(config.weights)
+    return model
+
+
+def _application(name: str, *, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    constructor = getattr(keras.applications, name)
+    try:
+        return constructor(
+            weights=None,
+            input_shape=input_shape,
+            classes=num_classes,
+            include_top=True,
+            classifier_activation=None,
+        )
+    except ValueError as error:
+        raise UserError(f"keras.applications.{name} cannot be built for input {input_shape}: {error}") from None
+
+
+def _user_model(spec: str, *, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    location, _, function_name = spec.rpartition(":")
+    module: Any
+    try:
+        if location.endswith(".py"):
+            if not os.path.isfile(location):
+                raise UserError(f"config key 'model.name': file '{location}' does not exist; expected a .py file.")
+            module_spec = importlib.util.spec_from_file_location(f"tfkit_user_{abs(hash(location))}", location)
+            if module_spec is None or module_spec.loader is None:
+                raise UserError(f"config key 'model.name': '{location}' cannot be imported as Python.")
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(location)
+    except ImportError as error:
+        raise UserError(
+            f"config key 'model.name': cannot import '{location}' ({error}); check the module path."
+        ) from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise UserError(f"config key 'model.name': '{location}' has no function '{function_name}'.")
+    return function(input_shape=input_shape, num_classes=num_classes)

@@ -1,0 +1,108 @@
+"""The optimizer and its learning rate.
+
+The rate is scaled from the base batch to the global batch, warmed up linearly, then decayed by a cosine or kept.
+
+Weight decay is decoupled (adamw, sgd). Gradient clipping is not given to Keras: its ``global_clipnorm`` clips each
+replica's partial gradient before the all-reduce, so tfkit clips the summed gradient in the training step instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from tfkit.config import OptimizerConfig
+from tfkit.errors import UserError
+
+
+def scaled_learning_rate(
+    *, base_learning_rate: float, base_batch_size: int, global_batch_size: int, scaling: str
+) -> float:
+    """Scales a learning rate tuned at ``base_batch_size`` to ``global_batch_size``.
+
+    Args:
+        base_learning_rate: The rate at the base batch.
+        base_batch_size: The global batch the base rate was tuned for.
+        global_batch_size: The global batch of this run.
+        scaling: ``linear`` (Goyal et al.), ``sqrt`` (for adaptive optimizers at large batches) or ``none``.
+
+    Returns:
+        The peak learning rate.
+    """
+    ratio = global_batch_size / base_batch_size
+    if scaling == "linear":
+        return base_learning_rate * ratio
+    if scaling == "sqrt":
+        return base_learning_rate * math.sqrt(ratio)
+    if scaling == "none":
+        return base_learning_rate
+    raise UserError(f"config key 'optimizer.scaling': received {scaling!r}; expected linear, sqrt or none.")
+
+
+@keras.saving.register_keras_serializable(package="tfkit")
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from ``peak / warmup_steps`` to ``peak``, then cosine decay to 0 at ``total_steps``, or constant.
+
+    Args:
+        peak: The learning rate after warmup.
+        warmup_steps: Steps of warmup; 0 for none.
+        total_steps: The run's optimizer steps, where the cosine reaches 0.
+        decay: ``cosine`` or ``constant``.
+    """
+
+    def __init__(self, *, peak: float, warmup_steps: int, total_steps: int, decay: str) -> None:
+        self.peak = float(peak)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+        self.decay = decay
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        """Returns the rate for the optimizer step ``step`` (counted from 0)."""
+        step = tf.cast(step, tf.float32)
+        warmup = tf.cast(max(self.warmup_steps, 1), tf.float32)
+        warm = self.peak * tf.minimum(1.0, (step + 1.0) / warmup)
+        if self.decay == "constant":
+            return warm
+        span = tf.cast(max(self.total_steps - self.warmup_steps, 1), tf.float32)
+        progress = tf.clip_by_value((step - float(self.warmup_steps)) / span, 0.0, 1.0)
+        cosine = 0.5 * self.peak * (1.0 + tf.cos(math.pi * progress))
+        return tf.where(step < float(self.warmup_steps), warm, cosine)
+
+    def get_config(self) -> dict:
+        """Returns the constructor arguments."""
+        return {
+            "peak": self.peak,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+            "decay": self.decay,
+        }
+
+
+def build(config: OptimizerConfig, *, peak_learning_rate: float, total_steps: int) -> keras.optimizers.Optimizer:
+    """Builds the optimizer with its schedule. Call it under the strategy's scope.
+
+    Args:
+        config: The ``optimizer`` section.
+        peak_learning_rate: The rate after scaling to the global batch.
+        total_steps: The run's optimizer steps, for the decay.
+
+    Returns:
+        An unbuilt Keras optimizer; build it with the model's variables before the first step.
+    """
+    schedule = WarmupSchedule(
+        peak=peak_learning_rate,
+        warmup_steps=config.warmup_steps,
+        total_steps=total_steps,
+        decay=config.schedule,
+    )
+    if config.name == "adam":
+        return keras.optimizers.Adam(learning_rate=schedule)
+    if config.name == "adamw":
+        return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+    if config.name == "sgd":
+        return keras.optimizers.SGD(
+            learning_rate=schedule, momentum=config.momentum, weight_decay=config.weight_decay or None
+        )
+    return keras.optimizers.RMSprop(learning_rate=schedule)

@@ -1,0 +1,83 @@
+"""The run's folder: what a person and the later tools rely on finding there.
+
+.. code-block:: text
+
+    runs/<name>/
+      config.yaml      the resolved config
+      history.csv      one row per epoch
+      summary.json     status, strategy, batches, precision, steps, final metrics, wall time
+      logs/train/      TensorBoard: loss, metrics, learning rate, examples/s, step time, memory
+      logs/eval/       TensorBoard: eval loss and metrics
+      checkpoints/     tf.train.Checkpoint files
+
+Under MultiWorkerMirroredStrategy only the chief writes here; every other worker writes its own copy under
+``workers/worker-<id>/`` (checkpoints must be written by every worker) and logs nothing to TensorBoard.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+from tfkit import config as config_lib
+
+
+class Workdir:
+    """One task's view of the run folder.
+
+    Args:
+        path: The run folder.
+        is_chief: Whether this task writes the shared files.
+        task_id: This task's worker index, used for a non-chief's own folder.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, is_chief: bool = True, task_id: int = 0) -> None:
+        self.run_root = Path(path)
+        self.is_chief = is_chief
+        self.root = self.run_root if is_chief else self.run_root / "workers" / f"worker-{task_id}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.checkpoints = self.root / "checkpoints"
+        self.history_path = self.root / "history.csv"
+        self.summary_path = self.root / "summary.json"
+        if is_chief:
+            self.train_writer = tf.summary.create_file_writer(str(self.root / "logs" / "train"))
+            self.eval_writer = tf.summary.create_file_writer(str(self.root / "logs" / "eval"))
+        else:
+            self.train_writer = tf.summary.create_noop_writer()
+            self.eval_writer = tf.summary.create_noop_writer()
+
+    def write_config(self, config: config_lib.Config) -> None:
+        """Writes the resolved config as ``config.yaml``."""
+        config_lib.dump(config, self.root / "config.yaml")
+
+    def append_history(self, row: dict[str, Any]) -> None:
+        """Appends one epoch's row to ``history.csv``, writing the header first when the file is new."""
+        new = not self.history_path.exists()
+        with self.history_path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """Writes ``summary.json`` atomically, so a reader never sees half a file."""
+        temporary = self.summary_path.with_name(".summary.json.tmp")
+        temporary.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(temporary, self.summary_path)
+
+    def scalars(self, writer: Any, step: int, values: dict[str, float]) -> None:
+        """Writes scalars to one TensorBoard writer at ``step``."""
+        with writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(name, value)
+
+    def close(self) -> None:
+        """Flushes and closes the TensorBoard writers."""
+        for writer in (self.train_writer, self.eval_writer):
+            writer.flush()
+            writer.close()
