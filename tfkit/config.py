@@ -11,6 +11,7 @@ current directory, as on any command line.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import types
@@ -419,6 +420,10 @@ def _convert(hint: Any, value: Any, *, key: str) -> Any:
             raise UserError(f"config key '{key}': received {_describe(value)}; expected an integer.")
         return value
     if hint is float:
+        if isinstance(value, str):
+            # PyYAML follows YAML 1.1, which reads 3e-4 (no dot) as a string; every user writes it that way.
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"config key '{key}': received {_describe(value)}; expected a number.")
         return float(value)

@@ -112,8 +112,9 @@ def _parser(schema: Schema, *, features: str, label: str) -> Callable[[tf.Tensor
 
     def parse(serialized: tf.Tensor) -> Batch:
         parsed = tf.io.parse_example(serialized, specs)
-        x = _decode(parsed[features], schema.features[features])
-        y = _decode(parsed[label], schema.features[label])
+        batch = serialized.shape[0]  # static after drop_remainder; TPUs need it kept
+        x = _decode(parsed[features], schema.features[features], batch=batch)
+        y = _decode(parsed[label], schema.features[label], batch=batch)
         weights = tf.ones(tf.shape(serialized)[:1], tf.float32)
         return x, y, weights
 
@@ -126,10 +127,10 @@ def _parse_spec(feature: Feature) -> tf.io.FixedLenFeature:
     return tf.io.FixedLenFeature(list(feature.shape), tf.int64)
 
 
-def _decode(value: tf.Tensor, feature: Feature) -> tf.Tensor:
+def _decode(value: tf.Tensor, feature: Feature, *, batch: int | None) -> tf.Tensor:
     if feature.encoding == "raw":
         flat = tf.io.decode_raw(value, tf.dtypes.as_dtype(feature.dtype))
-        return tf.reshape(flat, [-1, *feature.shape])
+        return tf.reshape(flat, [-1 if batch is None else batch, *feature.shape])
     return tf.cast(value, tf.dtypes.as_dtype(feature.dtype))
 
 

@@ -166,7 +166,7 @@ def _tpu(address: str, *, resolver: Any) -> Selected:
             tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         strategy = tf.distribute.TPUStrategy(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+    except (ValueError, RuntimeError, OSError, tf.errors.OpError) as error:  # OSError: metadata server unreachable
         text = str(error).strip()
         reason = text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(error).__name__
         raise UserError(f"no TPU was found at '{address}' ({reason}); {_NO_TPU_ADVICE}.") from None
@@ -189,7 +189,12 @@ def _multi_worker() -> Selected:
 
 def _mirrored(cpu_replicas: int) -> Selected:
     if cpu_replicas:
-        return Selected(tf.distribute.MirroredStrategy(split_cpu(cpu_replicas)), "mirrored", "CPU")
+        # Logical CPUs share one memory, so reducing onto one of them is the natural all-reduce. It also avoids
+        # collective group keys, which clash when a notebook mirrors over 2 and then 4 CPUs in one process.
+        strategy = tf.distribute.MirroredStrategy(
+            split_cpu(cpu_replicas), cross_device_ops=tf.distribute.ReductionToOneDevice()
+        )
+        return Selected(strategy, "mirrored", "CPU")
     gpus = tf.config.list_physical_devices("GPU")
     capability = _compute_capability(gpus[0]) if gpus else None
     return Selected(tf.distribute.MirroredStrategy(), "mirrored", "GPU" if gpus else "CPU", capability)

@@ -92,25 +92,12 @@ def make(config: Config, *, selected: Selected, train_schema: Schema) -> Plan:
         per_replica = global_batch // divisor
     global_batch = per_replica * replicas * accum
 
-    # Each pipeline reads its own subset of shards (see tfkit.data), so an epoch is as long as the shortest subset
-    # allows: every replica must get a full batch on every step.
-    files = len(train_schema.shards)
-    if files < pipelines:
-        raise UserError(
-            f"training data has {files} shard file(s) for {pipelines} input pipelines; expected at least one file "
-            "per pipeline (better, 10 or more). Write the data again with more shards."
-        )
-    pipeline_batch = global_batch // pipelines
-    per_pipeline = [
-        sum(shard["records"] for shard in train_schema.shards[index::pipelines]) for index in range(pipelines)
-    ]
-    steps_per_epoch = min(per_pipeline) // pipeline_batch
-    if steps_per_epoch < 1:
-        raise UserError(
-            f"training data has {train_schema.records} records, fewer than one global batch of {global_batch} "
-            f"(for each of {pipelines} pipeline(s)); expected more data or a smaller batch, e.g. "
-            f"--set train.per_replica_batch_size={max(1, min(per_pipeline) // (replicas // pipelines * accum))}."
-        )
+    steps_per_epoch = epoch_steps(
+        train_schema,
+        pipelines=pipelines,
+        global_batch_size=global_batch,
+        per_pipeline_divisor=replicas // pipelines * accum,
+    )
     chosen_precision = precision_lib.choose(
         config.precision,
         device_kind=selected.device_kind,
@@ -146,3 +133,35 @@ def input_pipelines(selected: Selected) -> int:
     if selected.name == "tpu":
         return int(selected.strategy.extended.num_hosts)
     return 1
+
+
+def epoch_steps(schema: Schema, *, pipelines: int, global_batch_size: int, per_pipeline_divisor: int = 1) -> int:
+    """Optimizer steps in one epoch when each of ``pipelines`` reads every ``pipelines``-th shard.
+
+    Every replica must get a full batch on every step, so the epoch is as long as the smallest subset of shards
+    allows (see tfkit.data for how shards are split).
+
+    Args:
+        schema: The training split's schema, with records per shard.
+        pipelines: Input pipelines (worker hosts).
+        global_batch_size: Examples per optimizer step.
+        per_pipeline_divisor: Per-replica batches per step on one pipeline, for the advice in the error.
+
+    Raises:
+        UserError: Fewer shards than pipelines, or less data than one global batch.
+    """
+    files = len(schema.shards)
+    if files < pipelines:
+        raise UserError(
+            f"training data has {files} shard file(s) for {pipelines} input pipelines; expected at least one file "
+            "per pipeline (better, 10 or more). Write the data again with more shards."
+        )
+    per_pipeline = [sum(shard["records"] for shard in schema.shards[index::pipelines]) for index in range(pipelines)]
+    steps = min(per_pipeline) // (global_batch_size // pipelines)
+    if steps < 1:
+        raise UserError(
+            f"training data has {schema.records} records, fewer than one global batch of {global_batch_size} "
+            f"(for each of {pipelines} pipeline(s)); expected more data or a smaller batch, e.g. "
+            f"--set train.per_replica_batch_size={max(1, min(per_pipeline) // per_pipeline_divisor)}."
+        )
+    return steps

@@ -1,0 +1,80 @@
+"""Test setup, run before TensorFlow initialises its devices.
+
+The CPU is split into 4 logical devices, as TensorFlow's own distribution tests do, so MirroredStrategy runs with
+1, 2 or 4 replicas in this process. Nothing may leave the machine: the GCE metadata server, which TPUClusterResolver
+asks about TPU names, is pointed at a closed loopback port.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ["GCE_METADATA_HOST"] = "127.0.0.1:9"
+os.environ.pop("TF_CONFIG", None)
+
+import pytest
+import tensorflow as tf
+
+LOGICAL_CPUS = 4
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * LOGICAL_CPUS
+)
+
+REPO = Path(__file__).resolve().parents[1]
+DIGITS_CONFIG = REPO / "configs" / "digits.yaml"
+DIGITS_DATA = REPO / "tfrecords" / "digits"
+
+
+def tfkit_process(
+    args: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``python -m ARGS`` in a real process, as a user would, and returns its result."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def python_script(
+    script: str, *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``python -c SCRIPT`` in a real process and returns its result."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def read_scalars(logdir: Path, tag: str) -> dict[int, float]:
+    """Reads one tag's values by step from TensorBoard event files (TF2 writes scalars as tensors)."""
+    values: dict[int, float] = {}
+    for path in sorted(logdir.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    return values
+
+
+def stderr_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The non-empty lines a process wrote to stderr."""
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def outside_repo(tmp_path: Path) -> Path:
+    """A working directory outside the repository, as a newcomer's would be."""
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    return work

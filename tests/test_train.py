@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import DIGITS_CONFIG, free_port, read_scalars, stderr_lines, tfkit_process
+
+import tfkit.train
+from tfkit import config as config_lib
+from tfkit.errors import UserError
+
+SUMMARY_KEYS = {
+    "status",
+    "strategy",
+    "replicas",
+    "per_replica_batch_size",
+    "global_batch_size",
+    "precision",
+    "steps",
+    "epochs",
+    "metrics",
+    "wall_seconds",
+}
+
+
+@pytest.mark.slow
+def test_the_cli_trains_the_embedded_default_from_outside_the_repository(outside_repo):
+    result = tfkit_process(["tfkit.train"], cwd=outside_repo)
+    assert result.returncode == 0, result.stderr
+    workdir = outside_repo / "runs" / "digits"
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert set(summary) >= SUMMARY_KEYS
+    assert summary["status"] == "completed"
+    assert (summary["strategy"], summary["replicas"], summary["precision"]) == ("one_device", 1, "float32")
+    assert summary["metrics"]["accuracy"] >= 0.95
+    assert summary["steps"] == 15 * (1437 // 64)
+    assert f"accuracy {summary['metrics']['accuracy']:.4f}" in result.stdout.splitlines()[-1]
+    assert sum(line.startswith("epoch ") for line in result.stdout.splitlines()) == 15
+
+    with (workdir / "history.csv").open() as handle:
+        history = list(csv.DictReader(handle))
+    assert [int(row["epoch"]) for row in history] == list(range(1, 16))
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "examples_per_second"} <= set(history[0])
+    assert config_lib.load(workdir / "config.yaml") == config_lib.load(DIGITS_CONFIG)
+
+    train_logs = workdir / "logs" / "train"
+    for tag in ("loss", "learning_rate", "examples_per_second", "step_time_ms", "host_rss_mb", "device_peak_mb"):
+        assert read_scalars(train_logs, tag), tag
+    assert max(read_scalars(train_logs, "loss")) == summary["steps"]
+    assert read_scalars(workdir / "logs" / "eval", "accuracy")[summary["steps"]] == pytest.approx(
+        summary["metrics"]["accuracy"]
+    )
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith(f"ckpt-{summary['steps']}")
+
+
+def test_the_python_api_returns_the_summary_without_exiting(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    summary = tfkit.train.run("digits", overrides=["train.epochs=2"])
+    assert summary["status"] == "completed"
+    assert summary["epochs"] == 2
+    assert json.loads((tmp_path / "runs" / "digits" / "summary.json").read_text()) == summary
+
+
+def test_the_python_api_takes_a_dict_of_keys(tmp_path):
+    digits = config_lib.to_dict(config_lib.load(DIGITS_CONFIG))
+    digits["train"] = {"epochs": 1, "per_replica_batch_size": 32, "steps_per_execution": 4}
+    summary = tfkit.train.run(digits, workdir=tmp_path / "run")
+    assert (summary["global_batch_size"], summary["steps"]) == (32, 1437 // 32)
+
+
+def test_a_user_model_from_a_python_file(tmp_path):
+    model_file = tmp_path / "my_model.py"
+    model_file.write_text(
+        textwrap.dedent(
+            """
+            import keras
+
+            def tiny(*, input_shape, num_classes):
+                inputs = keras.Input(input_shape)
+                x = keras.layers.Flatten()(inputs)
+                return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+            """
+        )
+    )
+    summary = tfkit.train.run(
+        DIGITS_CONFIG, workdir=tmp_path / "run", overrides=[f"model={model_file}:tiny", "train.epochs=3"]
+    )
+    assert summary["metrics"]["accuracy"] > 0.5
+
+
+def test_a_keras_application_that_cannot_take_the_input_says_so(tmp_path):
+    with pytest.raises(UserError, match=r"keras.applications.MobileNetV3Small cannot be built for input \(8, 8, 1\)"):
+        tfkit.train.run(DIGITS_CONFIG, workdir=tmp_path / "run", overrides=["model=MobileNetV3Small"])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--set", "train.epoch=3"], "tfkit: error: config key 'train.epoch' is unknown; expected one of:"),
+        (["--set", "data.train=/nowhere"], "tfkit: error: data folder '/nowhere' does not exist"),
+        (["--config", "missing.yaml"], "tfkit: error: config file 'missing.yaml' does not exist"),
+        (["--strategy", "fast"], "tfkit: error: flag --strategy=fast: value should be one of"),
+        (["--set", "model=nothing_like_it"], "tfkit: error: config key 'model.name': received 'nothing_like_it'"),
+    ],
+)
+def test_bad_input_at_the_cli_exits_2_with_one_line_and_writes_nothing(outside_repo, args, expected):
+    result = tfkit_process(["tfkit.train", *args], cwd=outside_repo)
+    assert result.returncode == 2
+    lines = stderr_lines(result)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(expected)
+    assert not (outside_repo / "runs" / "digits" / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_cpu_replicas_2_at_the_cli_runs_mirrored_and_says_so(outside_repo):
+    result = tfkit_process(
+        ["tfkit.train", "--cpu_replicas", "2", "--set", "train.epochs=2", "--workdir", "two"], cwd=outside_repo
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((outside_repo / "two" / "summary.json").read_text())
+    assert (summary["strategy"], summary["replicas"]) == ("mirrored", 2)
+    assert (summary["per_replica_batch_size"], summary["global_batch_size"]) == (32, 64)
+
+
+@pytest.mark.slow
+def test_two_workers_on_localhost_train_together_and_end_with_the_same_weights(tmp_path):
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "tfkit.train", "--workdir", str(tmp_path / "run"), "--set", "train.epochs=3"]
+        processes.append(
+            subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err[-3000:]
+
+    chief = tmp_path / "run"
+    other = chief / "workers" / "worker-1"
+    summary = json.loads((chief / "summary.json").read_text())
+    assert (summary["strategy"], summary["replicas"]) == ("multi_worker", 2)
+    assert summary["metrics"]["accuracy"] > 0.5
+    assert (chief / "logs" / "train").is_dir() and not (other / "logs").exists()  # only the chief logs
+    assert "epoch 3/3" in outputs[0][0] and "epoch" not in outputs[1][0]  # only the chief talks
+
+    chief_weights = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(chief / "checkpoints")))
+    other_weights = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(other / "checkpoints")))
+    # Everything saved: weights (stored under the optimizer's path, TF names each variable by its shortest path in
+    # the object graph), optimizer slots, the step.
+    names = [name for name in chief_weights.get_variable_to_shape_map() if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    assert len(names) >= 20
+    for name in names:
+        np.testing.assert_array_equal(chief_weights.get_tensor(name), other_weights.get_tensor(name))
