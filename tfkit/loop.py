@@ -27,7 +27,9 @@ def per_example_loss(name: str, *, from_logits: bool) -> PerExampleLoss:
 
     def reduce_to_examples(values: tf.Tensor) -> tf.Tensor:
         values = tf.cast(values, tf.float32)
-        return tf.reshape(values, [tf.shape(values)[0], -1]) if values.shape.rank != 1 else values[:, None]
+        if values.shape.rank == 1:
+            return values  # already one value per example: no extra ops in the hot path
+        return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
 
     def loss(labels: tf.Tensor, outputs: tf.Tensor) -> tf.Tensor:
         if name == "sparse_categorical_crossentropy":
@@ -43,7 +45,7 @@ def per_example_loss(name: str, *, from_logits: bool) -> PerExampleLoss:
             values = keras.losses.mean_absolute_error(
                 tf.reshape(tf.cast(labels, outputs.dtype), tf.shape(outputs)), outputs
             )
-        return tf.reduce_mean(reduce_to_examples(values), axis=1)
+        return reduce_to_examples(values)
 
     return loss
 
