@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -96,6 +97,8 @@ class TrainConfig:
         steps_per_execution: Optimizer steps run inside one ``tf.function`` call.
         jit_compile: Compile the step with XLA.
         clip_norm: Clip gradients to this global norm after they are summed over replicas; None for no clipping.
+        time_limit: Stop cleanly (exit 75, with a checkpoint) before this much wall time has passed in this
+            session, e.g. ``8h45m`` for a 9-hour Kaggle session. None for no limit.
     """
 
     epochs: int = 10
@@ -105,6 +108,33 @@ class TrainConfig:
     steps_per_execution: int = 1
     jit_compile: bool = False
     clip_norm: float | None = None
+    time_limit: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    """When the run's state is saved. It is also saved at every epoch end and whenever the run stops.
+
+    Attributes:
+        every_steps: Save every this many optimizer steps (0: not by steps).
+        every_minutes: Save when this many minutes have passed since the last save (0: not by time).
+        keep: How many of the newest checkpoints to keep.
+    """
+
+    every_steps: int = 0
+    every_minutes: float = 10.0
+    keep: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultsConfig:
+    """Faults injected on purpose, to rehearse and test recovery. All off by default; a run says when one is on.
+
+    Attributes:
+        preempt_at_step: Behave as if SIGTERM arrived once this optimizer step is done (a preemption).
+    """
+
+    preempt_at_step: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +192,8 @@ class Config:
         train: See ``TrainConfig``.
         optimizer: See ``OptimizerConfig``.
         distribute: See ``DistributeConfig``.
+        checkpoint: See ``CheckpointConfig``.
+        faults: See ``FaultsConfig``.
         precision: ``auto`` (bfloat16 on TPU, float16 on GPUs of compute capability 7.0+, else float32), or one of
             ``float32``, ``mixed_float16``, ``mixed_bfloat16``.
         seed: Seeds weights, data order and every other random choice.
@@ -174,6 +206,8 @@ class Config:
     train: TrainConfig = TrainConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     distribute: DistributeConfig = DistributeConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    faults: FaultsConfig = FaultsConfig()
     precision: Precision = "auto"
     seed: int = 0
 
@@ -273,11 +307,35 @@ def validate(config: Config) -> None:
             f"('{config.distribute.strategy}') contradict: CPU replicas are mirrored on this host. "
             "Use --strategy auto or mirrored, or drop --cpu_replicas."
         )
+    if config.checkpoint.keep < 1 or config.checkpoint.every_steps < 0 or config.checkpoint.every_minutes < 0:
+        raise UserError(
+            f"config section 'checkpoint': received keep={config.checkpoint.keep}, every_steps="
+            f"{config.checkpoint.every_steps}, every_minutes={config.checkpoint.every_minutes}; expected keep of at "
+            "least 1 and the others 0 (off) or more."
+        )
+    if config.train.time_limit is not None:
+        duration_seconds(config.train.time_limit, key="train.time_limit")
     for metric in config.task.metrics:
         if metric not in METRIC_NAMES:
             raise UserError(
                 f"config key 'task.metrics': received '{metric}'; expected some of {', '.join(METRIC_NAMES)}."
             )
+
+
+def duration_seconds(text: str, *, key: str) -> float:
+    """Parses ``8h45m``, ``90m``, ``1h``, ``3600s`` or a plain number of seconds.
+
+    Raises:
+        UserError: Naming the key when the text is not a duration.
+    """
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", str(text))
+    if not match or not any(match.groups()):
+        raise UserError(f"config key '{key}': received {text!r}; expected a duration such as 8h45m, 90m or 3600s.")
+    hours, minutes, seconds = (float(group) if group else 0.0 for group in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise UserError(f"config key '{key}': received {text!r}; expected a duration above zero.")
+    return total
 
 
 def to_dict(config: Config) -> dict[str, Any]:

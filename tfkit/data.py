@@ -57,6 +57,7 @@ def dataset_fn(
     training: bool,
     seed: int,
     epoch: int,
+    skip_batches: int = 0,
 ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """Returns the function that ``strategy.distribute_datasets_from_function`` calls once per input pipeline.
 
@@ -68,6 +69,7 @@ def dataset_fn(
         training: Shuffle and drop the remainder (training), or keep every record in order, padded (eval).
         seed: The run's seed.
         epoch: The epoch whose order to produce; with ``seed`` it fixes the order.
+        skip_batches: Batches of this pipeline to skip, to resume mid-epoch at exactly the next batch.
 
     Returns:
         A function from an InputContext to a dataset of ``(features, labels, weights)`` batches.
@@ -94,6 +96,8 @@ def dataset_fn(
         if training and config.shuffle_buffer:
             dataset = dataset.shuffle(config.shuffle_buffer, seed=epoch_seed)
         dataset = dataset.batch(per_replica_batch_size, drop_remainder=training)
+        if skip_batches:
+            dataset = dataset.skip(skip_batches)  # before parsing: skipped batches are read, never decoded
         parse = _parser(schema, features=config.features, label=config.label)
         dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if not training:

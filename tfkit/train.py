@@ -25,9 +25,9 @@ import keras
 import tensorflow as tf
 from absl import flags
 
+from tfkit import checkpoint, data, distribute, loop, memory, models, optimizers, plan, precision, resources, stopping
 from tfkit import config as config_lib
-from tfkit import data, distribute, loop, memory, models, optimizers, plan, precision, resources
-from tfkit.errors import UserError, run_cli
+from tfkit.errors import Stopped, UserError, run_cli
 from tfkit.workdir import Workdir
 
 ConfigSource = str | os.PathLike[str] | config_lib.Config | dict[str, Any] | None
@@ -38,6 +38,7 @@ def run(
     workdir: str | os.PathLike[str] | None = None,
     overrides: Sequence[str] = (),
     *,
+    restart: bool = False,
     tpu_resolver: Any = None,
 ) -> dict[str, Any]:
     """Trains as ``python -m tfkit.train`` does, and returns the summary.
@@ -47,10 +48,14 @@ def run(
             None for the embedded default.
         workdir: The run folder; defaults to ``runs/<config name>``.
         overrides: ``a.b=value`` strings, as with ``--set``.
+        restart: Start over in the workdir; the old run is renamed to ``<workdir>.old-<time>``, never deleted.
         tpu_resolver: A cluster resolver for the TPU branch, instead of ``TPUClusterResolver``.
 
+    Running again in the same workdir resumes from the newest checkpoint; a completed run is not trained again.
+
     Returns:
-        The summary also written to ``summary.json``.
+        The summary also written to ``summary.json``: ``status`` is ``completed``, or ``stopped`` with a
+        ``stop_reason`` (a signal, the time limit) after a checkpoint, for a run that the same call resumes.
 
     Raises:
         UserError: Bad input: a config key, missing data, no TPU.
@@ -61,7 +66,12 @@ def run(
     train_schema = data.load_schema(config.data.train, config.data)
     eval_schema = data.load_schema(config.data.eval, config.data) if config.data.eval else None
     run_plan = plan.make(config, selected=selected, train_schema=train_schema)
-    work = Workdir(workdir or Path("runs") / config.name, is_chief=selected.is_chief, task_id=selected.task_id)
+    run_root = Path(workdir or Path("runs") / config.name)
+    if restart and selected.is_chief and run_root.exists() and any(run_root.iterdir()):
+        kept = run_root.with_name(f"{run_root.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_root.rename(kept)
+        print(f"tfkit: starting over; the previous run is kept in {kept}")
+    work = Workdir(run_root, is_chief=selected.is_chief, task_id=selected.task_id)
     work.write_config(config)
     _say(
         work,
@@ -94,7 +104,7 @@ def run(
             config.task.metrics, loss=config.task.loss, from_logits=config.task.from_logits
         )
         eval_loss = keras.metrics.Mean(name="loss")
-        step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        train_loss = keras.metrics.Mean(name="loss")  # the epoch's mean of the per-call losses; checkpointed
     loss_fn = loop.per_example_loss(config.task.loss, from_logits=config.task.from_logits)
     train_fn = loop.make_train_function(
         strategy=strategy,
@@ -112,83 +122,157 @@ def run(
     eval_fn = loop.make_eval_function(
         strategy=strategy, model=model, loss_fn=loss_fn, loss_metric=eval_loss, metrics=eval_metrics
     )
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_counter)
-    manager = tf.train.CheckpointManager(checkpoint, str(work.checkpoints), max_to_keep=3)
-
-    train_started = time.monotonic()
-    step = 0
-    final: dict[str, float] = {}
-    for epoch in range(run_plan.epochs):
-        train_values, timing = _train_epoch(
-            train_fn,
-            strategy=strategy,
-            config=config,
-            run_plan=run_plan,
-            schema=train_schema,
-            metrics=train_metrics,
-            optimizer=optimizer,
-            work=work,
-            epoch=epoch,
-            first_step=step,
-        )
-        step += run_plan.steps_per_epoch
-        step_counter.assign(step)
-        eval_values = (
-            _evaluate(
-                eval_fn,
-                strategy=strategy,
-                config=config,
-                run_plan=run_plan,
-                schema=eval_schema,
-                loss_metric=eval_loss,
-                metrics=eval_metrics,
+    state = checkpoint.RunState(
+        model=model,
+        optimizer=optimizer,
+        metrics=[train_loss, *train_metrics.values()],
+        directory=work.checkpoints,
+        keep=config.checkpoint.keep,
+        identity={
+            "model": config.model.name,
+            "input_shape": list(feature.shape),
+            "num_classes": num_classes,
+            "global_batch_size": run_plan.global_batch_size,
+            "steps_per_epoch": run_plan.steps_per_epoch,
+        },
+    )
+    # Resume order: restore the newest valid checkpoint (model, optimizer, metrics, step), then cut the logs back to
+    # its step, then rebuild the data at epoch step // steps_per_epoch and skip to batch step % steps_per_epoch.
+    previous = work.read_summary()
+    if state.restore():
+        step = int(state.step.numpy())
+        if previous and previous.get("status") == "completed" and step >= run_plan.total_steps:
+            _say(
+                work,
+                f"tfkit: this run already completed {step} steps in {work.root}; nothing to do "
+                "(--restart trains again).",
             )
-            if eval_schema is not None
-            else {}
-        )
-        final = eval_values or train_values
-        host = memory.host_rss_bytes()
-        device = memory.device_peak_bytes(selected.device_kind)
-        learning_rate = float(optimizer.learning_rate)
-        examples_per_second = run_plan.steps_per_epoch * run_plan.global_batch_size / timing
-        work.scalars(
-            work.train_writer,
-            step,
-            {
-                **{name: value for name, value in train_values.items() if name != "loss"},
-                "examples_per_second": examples_per_second,
-                "step_time_ms": 1000.0 * timing / run_plan.steps_per_epoch,
-                "host_rss_mb": host / 2**20,
-                "device_peak_mb": (device or 0) / 2**20,
-                "loss_scale": precision.loss_scale(optimizer),
-            },
-        )
-        work.scalars(work.eval_writer, step, eval_values)
-        work.append_history(
-            {
-                "epoch": epoch + 1,
-                "step": step,
-                **train_values,
-                **{f"val_{name}": value for name, value in eval_values.items()},
-                "learning_rate": learning_rate,
-                "examples_per_second": round(examples_per_second, 1),
-                "epoch_seconds": round(timing, 3),
-                "host_rss_mb": round(host / 2**20, 1),
-                "device_peak_mb": round((device or 0) / 2**20, 1),
-            }
-        )
-        shown = "  ".join(
-            [f"{name} {value:.4f}" for name, value in train_values.items()]
-            + [f"val_{name} {value:.4f}" for name, value in eval_values.items()]
-        )
+            return previous
+        best = float(state.best.numpy())
         _say(
             work,
-            f"epoch {epoch + 1}/{run_plan.epochs}  {shown}  lr {learning_rate:.3g}  "
-            f"{examples_per_second:,.0f} ex/s  host {memory.format_bytes(host)}  device {memory.format_bytes(device)}",
+            f"tfkit: resumed at epoch {step // run_plan.steps_per_epoch + 1}, step {step} of {run_plan.total_steps}"
+            f"; best {'val_loss' if eval_schema else 'loss'} {best:.4f}; trained {_hours(float(state.elapsed.numpy()))}"
+            " so far",
         )
-    manager.save(checkpoint_number=step)
+    else:
+        step = 0
+    session_first_step = step
+    work.rewind(step)
+    work.open_logs()
+    if config.faults.preempt_at_step is not None:
+        _say(work, f"tfkit: fault injection on: a preemption after step {config.faults.preempt_at_step}")
+
+    elapsed_before = float(state.elapsed.numpy())
+    session_train_started = time.monotonic()
+    final: dict[str, float] = {}
+    stop_reason: str | None = None
+    watch = stopping.StopWatch(
+        time_limit_seconds=_time_limit(config),
+        started=started,
+        preempt_at_step=config.faults.preempt_at_step,
+    )
+    last_save = time.monotonic()
+
+    def save() -> None:
+        nonlocal last_save
+        saved_at = time.monotonic()
+        state.save(step=step, elapsed=elapsed_before + saved_at - session_train_started)
+        watch.record_save(time.monotonic() - saved_at)
+        last_save = time.monotonic()
+
+    with watch:
+        for epoch in range(step // run_plan.steps_per_epoch, run_plan.epochs):
+            position = step - epoch * run_plan.steps_per_epoch
+            if position == 0:
+                for metric in (train_loss, *train_metrics.values()):
+                    metric.reset_state()
+            iterator = iter(
+                strategy.distribute_datasets_from_function(
+                    data.dataset_fn(
+                        config.data.train,
+                        train_schema,
+                        config.data,
+                        per_replica_batch_size=run_plan.per_replica_batch_size,
+                        training=True,
+                        seed=config.seed,
+                        epoch=epoch,
+                        skip_batches=position * run_plan.micro_batches_per_pipeline,
+                    )
+                )
+            )
+            progress = _progress_bar(work, run_plan.steps_per_epoch)
+            epoch_started = time.perf_counter()
+            epoch_steps = 0
+            while position < run_plan.steps_per_epoch:
+                steps = _next_call_steps(config, run_plan, step=step, position=position)
+                call_started = time.monotonic()
+                loss = float(train_fn(iterator, tf.constant(steps)))
+                watch.record_call(time.monotonic() - call_started)
+                train_loss.update_state(loss, sample_weight=steps)
+                position += steps
+                epoch_steps += steps
+                step += steps
+                work.scalars(work.train_writer, step, {"loss": loss, "learning_rate": float(optimizer.learning_rate)})
+                if progress is not None:
+                    progress.update(position, [("loss", loss)])
+                stop_reason = watch.reason(step_before=step - steps, step_after=step)
+                every = config.checkpoint.every_steps
+                minutes = config.checkpoint.every_minutes
+                due = (every and step % every == 0) or (minutes and time.monotonic() - last_save > 60 * minutes)
+                # A stop that lands on the epoch's last step first finishes the epoch (eval, history row, checkpoint)
+                # below: a checkpoint past the end of an epoch whose row was never written would lose the row.
+                mid_epoch = position < run_plan.steps_per_epoch
+                if mid_epoch and (stop_reason or due):
+                    save()
+                if mid_epoch and stop_reason:
+                    break
+            if position < run_plan.steps_per_epoch:
+                break
+            seconds = time.perf_counter() - epoch_started
+            train_values = {"loss": float(train_loss.result())}
+            train_values.update({name: float(metric.result()) for name, metric in train_metrics.items()})
+            eval_started = time.monotonic()
+            eval_values = (
+                _evaluate(
+                    eval_fn,
+                    strategy=strategy,
+                    config=config,
+                    run_plan=run_plan,
+                    schema=eval_schema,
+                    loss_metric=eval_loss,
+                    metrics=eval_metrics,
+                )
+                if eval_schema is not None
+                else {}
+            )
+            watch.record_call(time.monotonic() - eval_started)
+            final = eval_values or train_values
+            _report_epoch(
+                work,
+                run_plan=run_plan,
+                epoch=epoch,
+                step=step,
+                seconds=seconds,
+                steps=epoch_steps,
+                train_values=train_values,
+                eval_values=eval_values,
+                optimizer=optimizer,
+                device_kind=selected.device_kind,
+            )
+            monitored = final.get("loss", math.nan)
+            if math.isnan(float(state.best.numpy())) or monitored < float(state.best.numpy()):
+                state.best.assign(monitored)
+            # The epoch's rows are written before its checkpoint: a kill in between resumes from the checkpoint
+            # before, and rewind() removes the rows, so they are never duplicated or lost.
+            save()
+            stop_reason = stop_reason or watch.reason(step_before=step, step_after=step)
+            if stop_reason:
+                break
+
+    trained = elapsed_before + time.monotonic() - session_train_started
     summary = {
-        "status": "completed",
+        "status": "stopped" if stop_reason else "completed",
         "strategy": run_plan.strategy,
         "replicas": run_plan.replicas,
         "per_replica_batch_size": run_plan.per_replica_batch_size,
@@ -197,68 +281,34 @@ def run(
         "precision": run_plan.precision,
         "learning_rate": run_plan.learning_rate,
         "steps": step,
+        "total_steps": run_plan.total_steps,
         "epochs": run_plan.epochs,
-        "metrics": final,
+        "metrics": final or (previous or {}).get("metrics", {}),
         "wall_seconds": round(time.monotonic() - started, 3),
-        "train_seconds": round(time.monotonic() - train_started, 3),
+        "train_seconds": round(trained, 3),
         "workdir": str(work.root),
     }
+    if stop_reason:
+        summary["stop_reason"] = stop_reason
     work.write_summary(summary)
     work.close()
+    if stop_reason:
+        done = step / run_plan.total_steps
+        seconds_per_step = (time.monotonic() - session_train_started) / max(step - session_first_step, 1)
+        session_length = watch.time_limit_seconds or (time.monotonic() - started)
+        remaining_sessions = math.ceil((run_plan.total_steps - step) * seconds_per_step / session_length)
+        _say(
+            work,
+            f"tfkit: stopped ({stop_reason}) at step {step} of {run_plan.total_steps} ({100 * done:.1f}%), with a "
+            f"checkpoint; trained {_hours(trained)} in all. Run the same command again to resume"
+            + (f"; about {remaining_sessions} more session(s) of this length" if stop_reason == "time_limit" else "")
+            + ".",
+        )
+        return summary
     metric_text = ", ".join(f"{name} {value:.4f}" for name, value in final.items())
     split = "eval" if eval_schema else "train"
     _say(work, f"tfkit: completed {step} steps; final {split} {metric_text}; {summary['wall_seconds']:.1f} s")
     return summary
-
-
-def _train_epoch(
-    train_fn: Any,
-    *,
-    strategy: tf.distribute.Strategy,
-    config: config_lib.Config,
-    run_plan: plan.Plan,
-    schema: Any,
-    metrics: dict[str, keras.metrics.Metric],
-    optimizer: keras.optimizers.Optimizer,
-    work: Workdir,
-    epoch: int,
-    first_step: int,
-) -> tuple[dict[str, float], float]:
-    """Runs one epoch of training; returns the epoch's mean loss and metrics, and its seconds."""
-    for metric in metrics.values():
-        metric.reset_state()
-    dataset = strategy.distribute_datasets_from_function(
-        data.dataset_fn(
-            config.data.train,
-            schema,
-            config.data,
-            per_replica_batch_size=run_plan.per_replica_batch_size,
-            training=True,
-            seed=config.seed,
-            epoch=epoch,
-        )
-    )
-    iterator = iter(dataset)
-    progress = _progress_bar(work, run_plan.steps_per_epoch)
-    started = time.perf_counter()
-    done = 0
-    loss_total = 0.0
-    while done < run_plan.steps_per_epoch:
-        steps = min(run_plan.steps_per_execution, run_plan.steps_per_epoch - done)
-        loss = float(train_fn(iterator, tf.constant(steps)))
-        done += steps
-        loss_total += loss * steps
-        work.scalars(
-            work.train_writer,
-            first_step + done,
-            {"loss": loss, "learning_rate": float(optimizer.learning_rate)},
-        )
-        if progress is not None:
-            progress.update(done, [("loss", loss)])
-    seconds = time.perf_counter() - started
-    values = {"loss": loss_total / run_plan.steps_per_epoch}
-    values.update({name: float(metric.result()) for name, metric in metrics.items()})
-    return values, seconds
 
 
 def _evaluate(
@@ -291,6 +341,85 @@ def _evaluate(
     values = {"loss": float(loss_metric.result())}
     values.update({name: float(metric.result()) for name, metric in metrics.items()})
     return values
+
+
+def _report_epoch(
+    work: Workdir,
+    *,
+    run_plan: plan.Plan,
+    epoch: int,
+    step: int,
+    seconds: float,
+    steps: int,
+    train_values: dict[str, float],
+    eval_values: dict[str, float],
+    optimizer: keras.optimizers.Optimizer,
+    device_kind: str,
+) -> None:
+    """Writes one epoch to TensorBoard and history.csv, and prints its line."""
+    host = memory.host_rss_bytes()
+    device = memory.device_peak_bytes(device_kind)
+    learning_rate = float(optimizer.learning_rate)
+    examples_per_second = steps * run_plan.global_batch_size / seconds
+    work.scalars(
+        work.train_writer,
+        step,
+        {
+            **{name: value for name, value in train_values.items() if name != "loss"},  # loss is logged per call
+            "examples_per_second": examples_per_second,
+            "step_time_ms": 1000.0 * seconds / steps,
+            "host_rss_mb": host / 2**20,
+            "device_peak_mb": (device or 0) / 2**20,
+            "loss_scale": precision.loss_scale(optimizer),
+        },
+    )
+    work.scalars(work.eval_writer, step, eval_values)
+    work.append_history(
+        {
+            "epoch": epoch + 1,
+            "step": step,
+            **train_values,
+            **{f"val_{name}": value for name, value in eval_values.items()},
+            "learning_rate": learning_rate,
+            "examples_per_second": round(examples_per_second, 1),
+            "epoch_seconds": round(seconds, 3),
+            "host_rss_mb": round(host / 2**20, 1),
+            "device_peak_mb": round((device or 0) / 2**20, 1),
+        }
+    )
+    shown = "  ".join(
+        [f"{name} {value:.4f}" for name, value in train_values.items()]
+        + [f"val_{name} {value:.4f}" for name, value in eval_values.items()]
+    )
+    _say(
+        work,
+        f"epoch {epoch + 1}/{run_plan.epochs}  {shown}  lr {learning_rate:.3g}  "
+        f"{examples_per_second:,.0f} ex/s  host {memory.format_bytes(host)}  device {memory.format_bytes(device)}",
+    )
+
+
+def _next_call_steps(config: config_lib.Config, run_plan: plan.Plan, *, step: int, position: int) -> int:
+    """Steps for the next compiled call: no further than the epoch's end, a checkpoint or an injected fault."""
+    steps = min(run_plan.steps_per_execution, run_plan.steps_per_epoch - position)
+    if config.checkpoint.every_steps:
+        steps = min(steps, config.checkpoint.every_steps - step % config.checkpoint.every_steps)
+    fault = config.faults.preempt_at_step
+    if fault is not None and step < fault:
+        steps = min(steps, fault - step)
+    return steps
+
+
+def _time_limit(config: config_lib.Config) -> float | None:
+    if config.train.time_limit is None:
+        return None
+    return config_lib.duration_seconds(config.train.time_limit, key="train.time_limit")
+
+
+def _hours(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes == 0:
+        return f"{seconds:.0f}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
 
 
 def _progress_bar(work: Workdir, steps: int) -> keras.utils.Progbar | None:
@@ -346,6 +475,10 @@ def _flags() -> flags.FlagValues:
         lower_bound=1,
         flag_values=values,
     )
+    flags.DEFINE_string(
+        "time_limit", None, "Stop cleanly before this much time, e.g. 8h45m (exit 75).", flag_values=values
+    )
+    flags.DEFINE_boolean("restart", False, "Start over; the old run is renamed, never deleted.", flag_values=values)
     flags.DEFINE_boolean("help", False, "Show this help.", flag_values=values)
     return values
 
@@ -371,7 +504,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides.append(f"distribute.tpu_address={values.tpu_address}")
     if values.cpu_replicas:
         overrides.append(f"distribute.cpu_replicas={values.cpu_replicas}")
-    run(values.config, workdir=values.workdir, overrides=overrides)
+    if values.time_limit:
+        overrides.append(f"train.time_limit={values.time_limit}")
+    summary = run(values.config, workdir=values.workdir, overrides=overrides, restart=values.restart)
+    if summary["status"] == "stopped":
+        raise Stopped(
+            f"{summary['stop_reason']} at step {summary['steps']}; checkpoint saved in {summary['workdir']}. "
+            "Run the same command to resume.",
+            reason=summary["stop_reason"],
+            summary=summary,
+        )
     return 0
 
 

@@ -44,12 +44,14 @@ class Workdir:
         self.checkpoints = self.root / "checkpoints"
         self.history_path = self.root / "history.csv"
         self.summary_path = self.root / "summary.json"
-        if is_chief:
+        self.train_writer = tf.summary.create_noop_writer()
+        self.eval_writer = tf.summary.create_noop_writer()
+
+    def open_logs(self) -> None:
+        """Opens the TensorBoard writers (the chief's; other workers keep no-op writers). Call after ``rewind``."""
+        if self.is_chief:
             self.train_writer = tf.summary.create_file_writer(str(self.root / "logs" / "train"))
             self.eval_writer = tf.summary.create_file_writer(str(self.root / "logs" / "eval"))
-        else:
-            self.train_writer = tf.summary.create_noop_writer()
-            self.eval_writer = tf.summary.create_noop_writer()
 
     def write_config(self, config: config_lib.Config) -> None:
         """Writes the resolved config as ``config.yaml``."""
@@ -64,11 +66,47 @@ class Workdir:
                 writer.writeheader()
             writer.writerow(row)
 
+    def rewind(self, step: int) -> None:
+        """Drops what the logs hold beyond ``step``, the step a resumed run continues from.
+
+        A session can log steps after its last checkpoint and then die. The resumed run does those steps again, so
+        they are removed first: ``history.csv`` rows and TensorBoard events past ``step`` go, and the logs continue
+        with no gap and no duplicate. Each file is rewritten under a temporary name and renamed, so a kill during a
+        rewind loses nothing that the checkpoint does not cover.
+        """
+        if self.history_path.exists():
+            with self.history_path.open(newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            kept = [row for row in rows if int(row["step"]) <= step]
+            if len(kept) != len(rows):
+                temporary = self.history_path.with_name(".history.csv.tmp")
+                with temporary.open("w", newline="") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+                    writer.writeheader()
+                    writer.writerows(kept)
+                os.replace(temporary, self.history_path)
+        for path in sorted((self.root / "logs").glob("*/events.out.tfevents.*")):
+            events = [tf.compat.v1.Event.FromString(raw.numpy()) for raw in tf.data.TFRecordDataset(str(path))]
+            if all(event.step <= step for event in events):
+                continue
+            temporary = path.with_name(f".{path.name}.tmp")
+            with tf.io.TFRecordWriter(str(temporary)) as writer:
+                for event in events:
+                    if event.step <= step:
+                        writer.write(event.SerializeToString())
+            os.replace(temporary, path)
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Writes ``summary.json`` atomically, so a reader never sees half a file."""
         temporary = self.summary_path.with_name(".summary.json.tmp")
         temporary.write_text(json.dumps(summary, indent=2) + "\n")
         os.replace(temporary, self.summary_path)
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """The summary of an earlier session, or None."""
+        if not self.summary_path.exists():
+            return None
+        return json.loads(self.summary_path.read_text())
 
     def scalars(self, writer: Any, step: int, values: dict[str, float]) -> None:
         """Writes scalars to one TensorBoard writer at ``step``."""

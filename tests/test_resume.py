@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import DIGITS_CONFIG, stderr_lines, tfkit_process
+
+import tfkit.train
+from tfkit.errors import UserError
+
+BASE = ["train.epochs=3", "checkpoint.every_steps=5"]
+COMPARED = ("epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def history(workdir):
+    with (workdir / "history.csv").open() as handle:
+        return [{key: row[key] for key in COMPARED} for row in csv.DictReader(handle)]
+
+
+def saved_tensors(workdir):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(workdir / "checkpoints")))
+    # Bookkeeping that differs by design: how many saves there were, and the wall time they took.
+    skip = {
+        "_CHECKPOINTABLE_OBJECT_GRAPH",
+        "save_counter/.ATTRIBUTES/VARIABLE_VALUE",
+        "elapsed/.ATTRIBUTES/VARIABLE_VALUE",
+    }
+    names = sorted(set(reader.get_variable_to_shape_map()) - skip)
+    return {name: reader.get_tensor(name) for name in names}
+
+
+def logged_steps(workdir, tag="loss"):
+    steps = []
+    for path in sorted((workdir / "logs" / "train").glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            steps += [event.step for value in event.summary.value if value.tag == tag]
+    return steps
+
+
+def test_a_run_interrupted_anywhere_and_resumed_ends_bit_identical(tmp_path):
+    straight = tmp_path / "straight"
+    reference = tfkit.train.run(DIGITS_CONFIG, workdir=straight, overrides=BASE)
+    interrupted = tmp_path / "interrupted"
+    # Mid-epoch, at the epoch boundary (step 22), right after a checkpoint (step 25).
+    for stop in (7, 22, 25):
+        summary = tfkit.train.run(
+            DIGITS_CONFIG, workdir=interrupted, overrides=[*BASE, f"faults.preempt_at_step={stop}"]
+        )
+        assert (summary["status"], summary["stop_reason"], summary["steps"]) == ("stopped", "preempted", stop)
+    resumed = tfkit.train.run(DIGITS_CONFIG, workdir=interrupted, overrides=BASE)
+    assert resumed["status"] == "completed" and resumed["steps"] == reference["steps"]
+    assert resumed["metrics"] == reference["metrics"]
+    assert history(interrupted) == history(straight)
+
+    expected, got = saved_tensors(straight), saved_tensors(interrupted)
+    assert expected.keys() == got.keys() and len(expected) >= 20
+    for name in expected:
+        assert expected[name].tobytes() == got[name].tobytes(), name  # bitwise, weights and optimizer state
+
+    # TensorBoard: the loss is logged once per compiled call, so its points fall where calls ended (a stop ends one
+    # early); they never repeat or go back, and never leave a gap wider than one call. Epoch scalars match exactly.
+    steps = logged_steps(interrupted)
+    assert steps == sorted(set(steps)) and steps[-1] == reference["steps"]
+    assert max(np.diff([0, *steps])) <= 8  # the digits config's steps_per_execution
+    assert (
+        logged_steps(interrupted, "examples_per_second")
+        == logged_steps(straight, "examples_per_second")
+        == [22, 44, 66]
+    )
+
+
+def test_rerunning_a_completed_run_does_not_train_again(tmp_path, capsys):
+    first = tfkit.train.run(DIGITS_CONFIG, workdir=tmp_path / "run", overrides=["train.epochs=1"])
+    rows = history(tmp_path / "run")
+    again = tfkit.train.run(DIGITS_CONFIG, workdir=tmp_path / "run", overrides=["train.epochs=1"])
+    assert again == first
+    assert history(tmp_path / "run") == rows
+    assert "this run already completed 22 steps" in capsys.readouterr().out
+
+
+def test_resuming_with_another_model_is_refused_and_restart_keeps_the_old_run(tmp_path):
+    model_file = tmp_path / "other.py"
+    model_file.write_text(
+        textwrap.dedent(
+            """
+            import keras
+
+            def flat(*, input_shape, num_classes):
+                inputs = keras.Input(input_shape)
+                return keras.Model(inputs, keras.layers.Dense(num_classes)(keras.layers.Flatten()(inputs)))
+            """
+        )
+    )
+    run = tmp_path / "run"
+    tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=["train.epochs=2", "faults.preempt_at_step=10"])
+    other = ["train.epochs=2", f"model={model_file}:flat"]
+    with pytest.raises(UserError, match=r"holds checkpoints of another run \(model was 'digits_cnn', now '.*flat'\)"):
+        tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=other)
+    summary = tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=other, restart=True)
+    assert summary["status"] == "completed"
+    (kept,) = tmp_path.glob("run.old-*")
+    assert tf.train.latest_checkpoint(str(kept / "checkpoints")).endswith("ckpt-10")
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_step_checkpoints_and_exits_75_then_the_rerun_completes(outside_repo):
+    args = [sys.executable, "-m", "tfkit.train", "--workdir", "run", "--set", "train.epochs=8"]
+    process = subprocess.Popen(args, cwd=outside_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    history_file = outside_repo / "run" / "history.csv"
+    deadline = time.monotonic() + 120
+    while not history_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 75, err
+    summary = json.loads((outside_repo / "run" / "summary.json").read_text())
+    assert (summary["status"], summary["stop_reason"]) == ("stopped", "signal")
+    assert 22 <= summary["steps"] < 8 * 22
+    assert tf.train.latest_checkpoint(str(outside_repo / "run" / "checkpoints")).endswith(f"ckpt-{summary['steps']}")
+    assert stderr_lines(subprocess.CompletedProcess(args, 75, "", err))[-1].startswith("tfkit: stopped: signal at step")
+
+    rerun = tfkit_process(["tfkit.train", "--workdir", "run", "--set", "train.epochs=8"], cwd=outside_repo)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resumed at epoch {summary['steps'] // 22 + 1}, step {summary['steps']} of 176" in rerun.stdout
+    assert json.loads((outside_repo / "run" / "summary.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_the_time_limit_stops_cleanly_with_exit_75_and_says_how_many_sessions_remain(outside_repo):
+    args = ["tfkit.train", "--workdir", "run", "--set", "train.epochs=40"]
+    stopped = tfkit_process([*args, "--time_limit", "12s"], cwd=outside_repo)
+    assert stopped.returncode == 75, stopped.stderr
+    assert "more session(s) of this length" in stopped.stdout
+    summary = json.loads((outside_repo / "run" / "summary.json").read_text())
+    assert (summary["status"], summary["stop_reason"]) == ("stopped", "time_limit")
+    assert 0 < summary["steps"] < 40 * 22
+    assert summary["wall_seconds"] < 12
+    finished = tfkit_process(args, cwd=outside_repo)
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads((outside_repo / "run" / "summary.json").read_text())["steps"] == 40 * 22

@@ -1,0 +1,114 @@
+"""One checkpoint holds everything that makes the next step identical, so a run resumes exactly.
+
+What is saved: the model, the optimizer (its slots, its iteration count and, with float16, the loss scale), the
+optimizer step, the elapsed training time and the best monitored value. The data position is not a tf.data iterator
+with its shuffle buffer (hundreds of MB on real data): the order of an epoch is a function of the seed and the epoch
+number (see tfkit.data), so the step alone says where to continue: epoch ``step // steps_per_epoch``, batch
+``step % steps_per_epoch`` of it. The batch settings in force and the model's identity are kept in ``run.json``
+beside the checkpoints, so a config that changes what the checkpoints mean is refused instead of silently
+continuing.
+
+Writes are safe against kill -9 at any moment: TensorFlow writes a checkpoint's files before it atomically updates
+the ``checkpoint`` state file, so the newest state it names is always complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from tfkit.errors import UserError
+
+RUN_FILE = "run.json"
+
+
+class RunState:
+    """The checkpointed state of a run, with its manager.
+
+    Create it under the strategy's scope, after the model and optimizer are built.
+
+    Args:
+        model: The model.
+        optimizer: The built optimizer.
+        metrics: Metrics that accumulate over an epoch, so a mid-epoch resume reports the same epoch means.
+        directory: Where checkpoints go.
+        keep: How many of the newest checkpoints to keep.
+        identity: What the checkpoints mean (model, shapes, global batch); a resume must match it.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: keras.Model,
+        optimizer: keras.optimizers.Optimizer,
+        metrics: list[keras.metrics.Metric],
+        directory: Path,
+        keep: int,
+        identity: dict[str, Any],
+    ) -> None:
+        self.directory = directory
+        self.identity = identity
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
+        self.best = tf.Variable(math.nan, dtype=tf.float64, trainable=False, name="best")
+        self.checkpoint = tf.train.Checkpoint(
+            model=model,
+            optimizer=optimizer,
+            metrics=[variable for metric in metrics for variable in metric.variables],
+            step=self.step,
+            elapsed=self.elapsed,
+            best=self.best,
+        )
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
+
+    def restore(self) -> bool:
+        """Restores the newest checkpoint, if there is one.
+
+        Returns:
+            Whether a checkpoint was restored.
+
+        Raises:
+            UserError: The workdir holds checkpoints of another model or batch.
+        """
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return False
+        self._check_identity()
+        # assert_existing_objects_matched: every variable of this model and optimizer must come from the file.
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return True
+
+    def save(self, *, step: int, elapsed: float) -> None:
+        """Saves the state at ``step`` with ``elapsed`` seconds of training in all sessions."""
+        self.step.assign(step)
+        self.elapsed.assign(elapsed)
+        if not (self.directory / RUN_FILE).exists():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.directory / RUN_FILE, json.dumps(self.identity, indent=2) + "\n")
+        self.manager.save(checkpoint_number=step)
+
+    def _check_identity(self) -> None:
+        path = self.directory / RUN_FILE
+        if not path.exists():
+            return
+        saved = json.loads(path.read_text())
+        changed = [key for key in self.identity if key in saved and saved[key] != self.identity[key]]
+        if changed:
+            differences = "; ".join(f"{key} was {saved[key]!r}, now {self.identity[key]!r}" for key in changed)
+            raise UserError(
+                f"workdir '{self.directory.parent}' holds checkpoints of another run ({differences}); expected the "
+                "same model and global batch to resume. Use the original config, another --workdir, or --restart "
+                "(which keeps the old run under a new name)."
+            )
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)

@@ -1,0 +1,79 @@
+"""Deciding when a run must stop cleanly: a signal, the session's time budget, or an injected preemption.
+
+Nothing here stops anything. The loop asks ``reason()`` after every compiled call and, when there is a reason,
+finishes by saving a checkpoint, writing ``summary.json`` with ``status: "stopped"`` and exiting 75. A signal
+(SIGTERM from a preemption or ``docker stop``, SIGINT from Ctrl-C or a notebook's interrupt) therefore never cuts
+a step in half.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import types
+from typing import Any
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class StopWatch:
+    """Collects the reasons to stop.
+
+    Use it as a context manager: inside, SIGTERM and SIGINT are caught (in the main thread only, where Python lets
+    handlers be set) and the previous handlers come back on exit.
+
+    Args:
+        time_limit_seconds: This session's budget from ``started``, or None.
+        started: ``time.monotonic()`` when the session started.
+        preempt_at_step: An injected preemption after this step, or None.
+    """
+
+    def __init__(self, *, time_limit_seconds: float | None, started: float, preempt_at_step: int | None) -> None:
+        self.time_limit_seconds = time_limit_seconds
+        self.started = started
+        self.preempt_at_step = preempt_at_step
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+        self._slowest_call = 0.0
+        self._slowest_save = 0.0
+
+    def __enter__(self) -> StopWatch:
+        if threading.current_thread() is threading.main_thread():
+            for number in _SIGNALS:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number: int, frame: types.FrameType | None) -> None:
+        self.signal_name = signal.Signals(number).name
+
+    def record_call(self, seconds: float) -> None:
+        """Records how long a compiled call (or an eval) took, to leave room for one more."""
+        self._slowest_call = max(self._slowest_call, seconds)
+
+    def record_save(self, seconds: float) -> None:
+        """Records how long a checkpoint took to write, to leave room for the final one."""
+        self._slowest_save = max(self._slowest_save, seconds)
+
+    def reason(self, *, step_before: int, step_after: int) -> str | None:
+        """Returns why the run must stop now (``signal``, ``time_limit``, ``preempted``), or None to go on.
+
+        Args:
+            step_before: The optimizer step before the last call.
+            step_after: The optimizer step after it.
+        """
+        if self.signal_name is not None:
+            return "signal"
+        if self.preempt_at_step is not None and step_before < self.preempt_at_step <= step_after:
+            return "preempted"
+        if self.time_limit_seconds is not None:
+            # Room for one more call and a final checkpoint, measured from the slowest seen, with a margin: stopping
+            # a little early costs a few steps, stopping late costs the session.
+            reserve = 2.0 * (self._slowest_call + self._slowest_save) + 1.0
+            if time.monotonic() - self.started + reserve > self.time_limit_seconds:
+                return "time_limit"
+        return None
