@@ -146,3 +146,38 @@ def test_the_time_limit_stops_cleanly_with_exit_75_and_says_how_many_sessions_re
     finished = tfkit_process(args, cwd=outside_repo)
     assert finished.returncode == 0, finished.stderr
     assert json.loads((outside_repo / "run" / "summary.json").read_text())["steps"] == 40 * 22
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_never_leaves_the_workdir_unrestorable(tmp_path):
+    # Checkpoints every 2 steps, so many kills land while one is being written. Every round must resume, and the
+    # run must end with exactly the weights of a run that was never killed.
+    args = ["tfkit.train", "--set", "train.epochs=16", "--set", "checkpoint.every_steps=2"]
+    reference = tfkit_process([*args, "--workdir", "straight"], cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr
+    rng = np.random.default_rng(7)
+    command = [sys.executable, "-m", *args, "--workdir", "killed"]
+    kills = 0
+    resumed_steps = []
+    for _ in range(40):
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = process.communicate(timeout=float(rng.uniform(3.0, 6.0)))
+        except subprocess.TimeoutExpired:
+            process.kill()  # SIGKILL: no handler, no cleanup
+            out, err = process.communicate()
+            kills += 1
+            resumed_steps += [
+                int(line.split("step ")[1].split(" ")[0]) for line in out.splitlines() if "resumed at" in line
+            ]
+            continue
+        assert process.returncode == 0, err[-2000:]
+        break
+    else:
+        pytest.fail("the run never completed")
+    assert kills >= 10
+    assert len(resumed_steps) >= 5 and resumed_steps == sorted(resumed_steps)  # real resumes, always forward
+    expected, got = saved_tensors(tmp_path / "straight"), saved_tensors(tmp_path / "killed")
+    for name in expected:
+        assert expected[name].tobytes() == got[name].tobytes(), name
+    assert history(tmp_path / "killed") == history(tmp_path / "straight")
