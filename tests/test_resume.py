@@ -181,3 +181,22 @@ def test_kill_9_at_random_moments_never_leaves_the_workdir_unrestorable(tmp_path
     for name in expected:
         assert expected[name].tobytes() == got[name].tobytes(), name
     assert history(tmp_path / "killed") == history(tmp_path / "straight")
+
+
+def test_the_best_checkpoint_by_the_monitored_value_is_kept_apart(tmp_path):
+    run = tmp_path / "run"
+    summary = tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=["train.epochs=4", "checkpoint.keep=1"])
+    rows = history(run)
+    best_row = min(rows, key=lambda row: float(row["val_loss"]))
+    best = tf.train.latest_checkpoint(str(run / "checkpoints" / "best"))
+    assert best.endswith(f"ckpt-{best_row['step']}")
+    assert float(tf.train.load_checkpoint(best).get_tensor("best/.ATTRIBUTES/VARIABLE_VALUE")) == pytest.approx(
+        float(best_row["val_loss"])
+    )
+    assert summary["checkpoint_seconds"] > 0
+    assert len(list((run / "checkpoints").glob("ckpt-*.index"))) == 1  # keep=1 for the newest
+
+
+def test_a_monitor_that_is_not_measured_is_refused_at_load(tmp_path):
+    with pytest.raises(UserError, match=r"'checkpoint.monitor': received 'val_f1'; expected one of loss, accuracy"):
+        tfkit.train.run(DIGITS_CONFIG, workdir=tmp_path / "run", overrides=["checkpoint.monitor=val_f1"])

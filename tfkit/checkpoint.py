@@ -66,6 +66,7 @@ class RunState:
             best=self.best,
         )
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
+        self.best_manager = tf.train.CheckpointManager(self.checkpoint, str(directory / "best"), max_to_keep=1)
 
     def restore(self) -> bool:
         """Restores the newest checkpoint, if there is one.
@@ -84,10 +85,28 @@ class RunState:
         self.checkpoint.restore(latest).assert_existing_objects_matched()
         return True
 
-    def save(self, *, step: int, elapsed: float) -> None:
-        """Saves the state at ``step`` with ``elapsed`` seconds of training in all sessions."""
+    def improves(self, value: float, *, mode: str) -> bool:
+        """Whether ``value`` beats the best so far (``mode`` ``min`` or ``max``); a NaN never does."""
+        best = float(self.best.numpy())
+        if math.isnan(value):
+            return False
+        return math.isnan(best) or (value < best if mode == "min" else value > best)
+
+    def save(self, *, step: int, elapsed: float, best: float | None = None) -> None:
+        """Saves the state at ``step`` with ``elapsed`` seconds of training in all sessions.
+
+        Args:
+            step: The optimizer step.
+            elapsed: Training seconds over all sessions.
+            best: A new best monitored value, to keep this state in ``checkpoints/best`` too. The best copy is
+                written first: a kill between the two resumes from the checkpoint before, whose epoch is then
+                computed again, identically, and found best again.
+        """
         self.step.assign(step)
         self.elapsed.assign(elapsed)
+        if best is not None:
+            self.best.assign(best)
+            self.best_manager.save(checkpoint_number=step)
         if not (self.directory / RUN_FILE).exists():
             self.directory.mkdir(parents=True, exist_ok=True)
             _atomic_write(self.directory / RUN_FILE, json.dumps(self.identity, indent=2) + "\n")

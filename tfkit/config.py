@@ -119,11 +119,15 @@ class CheckpointConfig:
         every_steps: Save every this many optimizer steps (0: not by steps).
         every_minutes: Save when this many minutes have passed since the last save (0: not by time).
         keep: How many of the newest checkpoints to keep.
+        monitor: The value whose best checkpoint is kept in ``checkpoints/best``: ``loss``, a metric, or either
+            with ``val_``. None means ``val_loss`` with eval data, else ``loss``. Accuracy is maximised, the rest
+            minimised.
     """
 
     every_steps: int = 0
     every_minutes: float = 10.0
     keep: int = 3
+    monitor: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,6 +317,16 @@ def validate(config: Config) -> None:
             f"{config.checkpoint.every_steps}, every_minutes={config.checkpoint.every_minutes}; expected keep of at "
             "least 1 and the others 0 (off) or more."
         )
+    monitor = config.checkpoint.monitor
+    if monitor is not None:
+        names = ("loss", *config.task.metrics)
+        allowed = [*names, *(f"val_{name}" for name in names)] if config.data.eval else list(names)
+        if monitor not in allowed:
+            raise UserError(
+                f"config key 'checkpoint.monitor': received {monitor!r}; expected one of {', '.join(allowed)}"
+                + ("" if config.data.eval else " (val_ values need data.eval)")
+                + "."
+            )
     if config.train.time_limit is not None:
         duration_seconds(config.train.time_limit, key="train.time_limit")
     for metric in config.task.metrics:
@@ -320,6 +334,12 @@ def validate(config: Config) -> None:
             raise UserError(
                 f"config key 'task.metrics': received '{metric}'; expected some of {', '.join(METRIC_NAMES)}."
             )
+
+
+def monitored(config: Config) -> tuple[str, str]:
+    """The checkpoint's monitored value and whether it is minimised (``min``) or maximised (``max``)."""
+    name = config.checkpoint.monitor or ("val_loss" if config.data.eval else "loss")
+    return name, "max" if name.endswith("accuracy") else "min"
 
 
 def duration_seconds(text: str, *, key: str) -> float:

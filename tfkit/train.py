@@ -139,6 +139,7 @@ def run(
     # Resume order: restore the newest valid checkpoint (model, optimizer, metrics, step), then cut the logs back to
     # its step, then rebuild the data at epoch step // steps_per_epoch and skip to batch step % steps_per_epoch.
     previous = work.read_summary()
+    monitor_name, monitor_mode = config_lib.monitored(config)
     if state.restore():
         step = int(state.step.numpy())
         if previous and previous.get("status") == "completed" and step >= run_plan.total_steps:
@@ -152,7 +153,7 @@ def run(
         _say(
             work,
             f"tfkit: resumed at epoch {step // run_plan.steps_per_epoch + 1}, step {step} of {run_plan.total_steps}"
-            f"; best {'val_loss' if eval_schema else 'loss'} {best:.4f}; trained {_hours(float(state.elapsed.numpy()))}"
+            f"; best {monitor_name} {best:.4f}; trained {_hours(float(state.elapsed.numpy()))}"
             " so far",
         )
     else:
@@ -173,13 +174,15 @@ def run(
         preempt_at_step=config.faults.preempt_at_step,
     )
     last_save = time.monotonic()
+    checkpoint_seconds = 0.0
 
-    def save() -> None:
-        nonlocal last_save
+    def save(best: float | None = None) -> None:
+        nonlocal last_save, checkpoint_seconds
         saved_at = time.monotonic()
-        state.save(step=step, elapsed=elapsed_before + saved_at - session_train_started)
-        watch.record_save(time.monotonic() - saved_at)
+        state.save(step=step, elapsed=elapsed_before + saved_at - session_train_started, best=best)
         last_save = time.monotonic()
+        watch.record_save(last_save - saved_at)
+        checkpoint_seconds += last_save - saved_at
 
     with watch:
         for epoch in range(step // run_plan.steps_per_epoch, run_plan.epochs):
@@ -260,12 +263,10 @@ def run(
                 optimizer=optimizer,
                 device_kind=selected.device_kind,
             )
-            monitored = final.get("loss", math.nan)
-            if math.isnan(float(state.best.numpy())) or monitored < float(state.best.numpy()):
-                state.best.assign(monitored)
+            value = {**train_values, **{f"val_{name}": v for name, v in eval_values.items()}}[monitor_name]
             # The epoch's rows are written before its checkpoint: a kill in between resumes from the checkpoint
             # before, and rewind() removes the rows, so they are never duplicated or lost.
-            save()
+            save(best=value if state.improves(value, mode=monitor_mode) else None)
             stop_reason = stop_reason or watch.reason(step_before=step, step_after=step)
             if stop_reason:
                 break
@@ -286,6 +287,7 @@ def run(
         "metrics": final or (previous or {}).get("metrics", {}),
         "wall_seconds": round(time.monotonic() - started, 3),
         "train_seconds": round(trained, 3),
+        "checkpoint_seconds": round(checkpoint_seconds, 3),
         "workdir": str(work.root),
     }
     if stop_reason:

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import tarfile
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import DIGITS_CONFIG, DIGITS_DATA, stderr_lines, tfkit_process
+
+import tfkit.train
+from tfkit import export, records
+from tfkit.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("export") / "run"
+    tfkit.train.run(DIGITS_CONFIG, workdir=workdir, overrides=["train.epochs=3"])
+    return workdir
+
+
+def eval_batch():
+    schema = records.read_schema(DIGITS_DATA / "eval")
+    dataset = tf.data.TFRecordDataset(schema.files(DIGITS_DATA / "eval")).batch(64).take(1)
+    (serialized,) = list(dataset)
+    spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+    parsed = tf.io.parse_example(serialized, spec)
+    return tf.reshape(tf.io.decode_raw(parsed["image"], tf.float32), [-1, 8, 8, 1]), parsed["label"].numpy()
+
+
+def test_exported_models_predict_exactly_as_the_restored_checkpoint(trained, tmp_path):
+    images, labels = eval_batch()
+    model, path = export.restore_model(trained, which="best")
+    assert path.startswith(str(trained / "checkpoints" / "best"))
+    expected = model(images).numpy()
+    assert (expected.argmax(axis=1) == labels).mean() > 0.5  # the trained weights, not a fresh model
+    keras_file = export.export(trained, tmp_path / "model.keras")
+    np.testing.assert_allclose(keras.models.load_model(keras_file)(images).numpy(), expected, rtol=0, atol=1e-6)
+    saved = export.export(trained, tmp_path / "saved")
+    served = tf.saved_model.load(str(saved))
+    np.testing.assert_allclose(served.serve(images).numpy(), expected, rtol=0, atol=1e-6)
+
+
+def test_the_archive_holds_the_model_and_logs_under_relative_paths(trained, tmp_path):
+    archive = export.export(trained, tmp_path / "run.tar.gz", which="last")
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert {"model.keras", "config.yaml", "history.csv", "summary.json", "logs"} <= set(names)
+    assert any(name.startswith("logs/train/events.out.tfevents") for name in names)
+    assert not any(name.startswith("/") or ".." in name.split("/") for name in names)
+
+
+def test_exporting_a_folder_without_a_run_exits_2_with_one_line(tmp_path):
+    with pytest.raises(UserError, match="holds no tfkit run with checkpoints"):
+        export.restore_model(tmp_path)
+    result = tfkit_process(["tfkit.export", str(tmp_path), "--out", "m.keras"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(stderr_lines(result)) == 1
