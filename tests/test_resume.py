@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import DIGITS_CONFIG, stderr_lines, tfkit_process
+from conftest import DIGITS_CONFIG, free_port, stderr_lines, tfkit_process
 
 import tfkit.train
 from tfkit.errors import UserError
@@ -45,17 +46,32 @@ def logged_steps(workdir, tag="loss"):
     return steps
 
 
-def test_a_run_interrupted_anywhere_and_resumed_ends_bit_identical(tmp_path):
+DROPOUT_MODEL = """
+import keras
+
+def dropout_mlp(*, input_shape, num_classes):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Dense(64, activation="relu")(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(keras.layers.Dropout(0.5)(x)))
+"""
+
+
+@pytest.mark.parametrize("model", ["digits_cnn", "dropout"])
+def test_a_run_interrupted_anywhere_and_resumed_ends_bit_identical(tmp_path, model):
+    base = list(BASE)
+    if model == "dropout":  # random state too: dropout masks must continue where they were
+        (tmp_path / "dropout.py").write_text(DROPOUT_MODEL)
+        base.append(f"model={tmp_path / 'dropout.py'}:dropout_mlp")
     straight = tmp_path / "straight"
-    reference = tfkit.train.run(DIGITS_CONFIG, workdir=straight, overrides=BASE)
+    reference = tfkit.train.run(DIGITS_CONFIG, workdir=straight, overrides=base)
     interrupted = tmp_path / "interrupted"
     # Mid-epoch, at the epoch boundary (step 22), right after a checkpoint (step 25).
     for stop in (7, 22, 25):
         summary = tfkit.train.run(
-            DIGITS_CONFIG, workdir=interrupted, overrides=[*BASE, f"faults.preempt_at_step={stop}"]
+            DIGITS_CONFIG, workdir=interrupted, overrides=[*base, f"faults.preempt_at_step={stop}"]
         )
         assert (summary["status"], summary["stop_reason"], summary["steps"]) == ("stopped", "preempted", stop)
-    resumed = tfkit.train.run(DIGITS_CONFIG, workdir=interrupted, overrides=BASE)
+    resumed = tfkit.train.run(DIGITS_CONFIG, workdir=interrupted, overrides=base)
     assert resumed["status"] == "completed" and resumed["steps"] == reference["steps"]
     assert resumed["metrics"] == reference["metrics"]
     assert history(interrupted) == history(straight)
@@ -148,39 +164,48 @@ def test_the_time_limit_stops_cleanly_with_exit_75_and_says_how_many_sessions_re
     assert json.loads((outside_repo / "run" / "summary.json").read_text())["steps"] == 40 * 22
 
 
+def newest_step(workdir):
+    path = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
+    return int(path.rsplit("-", 1)[1]) if path else 0
+
+
 @pytest.mark.slow
 def test_kill_9_at_random_moments_never_leaves_the_workdir_unrestorable(tmp_path):
-    # Checkpoints every 2 steps, so many kills land while one is being written. Every round must resume, and the
-    # run must end with exactly the weights of a run that was never killed.
-    args = ["tfkit.train", "--set", "train.epochs=16", "--set", "checkpoint.every_steps=2"]
+    # Checkpoints every 2 steps, so many kills land while one is being written. Each round waits until training
+    # has moved past its starting checkpoint, then kills after a random moment. Every round must resume, and the run
+    # must end with exactly the weights of a run that was never killed.
+    args = ["tfkit.train", "--set", "train.epochs=6", "--set", "checkpoint.every_steps=2"]
     reference = tfkit_process([*args, "--workdir", "straight"], cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr
     rng = np.random.default_rng(7)
-    command = [sys.executable, "-m", *args, "--workdir", "killed"]
-    kills = 0
-    resumed_steps = []
-    for _ in range(40):
-        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            out, err = process.communicate(timeout=float(rng.uniform(3.0, 6.0)))
-        except subprocess.TimeoutExpired:
-            process.kill()  # SIGKILL: no handler, no cleanup
-            out, err = process.communicate()
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", *args, "--workdir", str(killed)]
+    kills, starts = 0, []
+    for _ in range(60):
+        start = newest_step(killed)
+        starts.append(start)
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while process.poll() is None and newest_step(killed) <= start and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if process.poll() is None:
+            time.sleep(float(rng.uniform(0.0, 0.3)))
+        if process.poll() is None:
+            process.kill()  # SIGKILL: no handler, no cleanup, possibly mid-save
+            process.communicate()
             kills += 1
-            resumed_steps += [
-                int(line.split("step ")[1].split(" ")[0]) for line in out.splitlines() if "resumed at" in line
-            ]
             continue
+        _, err = process.communicate()
         assert process.returncode == 0, err[-2000:]
         break
     else:
         pytest.fail("the run never completed")
-    assert kills >= 10
-    assert len(resumed_steps) >= 5 and resumed_steps == sorted(resumed_steps)  # real resumes, always forward
-    expected, got = saved_tensors(tmp_path / "straight"), saved_tensors(tmp_path / "killed")
+    assert kills >= 10, kills
+    assert starts == sorted(starts) and starts[-1] > starts[1] > 0  # every round resumed from further on
+    expected, got = saved_tensors(tmp_path / "straight"), saved_tensors(killed)
     for name in expected:
         assert expected[name].tobytes() == got[name].tobytes(), name
-    assert history(tmp_path / "killed") == history(tmp_path / "straight")
+    assert history(killed) == history(tmp_path / "straight")
 
 
 def test_the_best_checkpoint_by_the_monitored_value_is_kept_apart(tmp_path):
@@ -200,3 +225,47 @@ def test_the_best_checkpoint_by_the_monitored_value_is_kept_apart(tmp_path):
 def test_a_monitor_that_is_not_measured_is_refused_at_load(tmp_path):
     with pytest.raises(UserError, match=r"'checkpoint.monitor': received 'val_f1'; expected one of loss, accuracy"):
         tfkit.train.run(DIGITS_CONFIG, workdir=tmp_path / "run", overrides=["checkpoint.monitor=val_f1"])
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_worker_stops_the_whole_cluster_at_one_step_and_it_resumes(tmp_path):
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    run = tmp_path / "run"
+
+    def start(index):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "tfkit.train", "--workdir", str(run), "--set", "train.epochs=12"]
+        return subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    processes = [start(0), start(1)]
+    deadline = time.monotonic() + 180
+    while not (run / "history.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    processes[1].send_signal(signal.SIGTERM)  # only one worker is told, as in a preemption
+    outputs = [process.communicate(timeout=180) for process in processes]
+    assert [process.returncode for process in processes] == [75, 75], [err[-1500:] for _, err in outputs]
+    chief = json.loads((run / "summary.json").read_text())
+    other = json.loads((run / "workers" / "worker-1" / "summary.json").read_text())
+    assert chief["stop_reason"] == other["stop_reason"] == "signal"
+    assert chief["steps"] == other["steps"] < 12 * 22
+
+    processes = [start(0), start(1)]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], [err[-1500:] for _, err in outputs]
+    assert f"resumed at epoch {chief['steps'] // 22 + 1}, step {chief['steps']}" in outputs[0][0]
+    first, second = saved_tensors(run), saved_tensors(run / "workers" / "worker-1")
+    for name in first:
+        assert first[name].tobytes() == second[name].tobytes(), name
+
+
+def test_a_resume_may_split_the_same_global_batch_differently_and_says_so(tmp_path, capsys):
+    run = tmp_path / "run"
+    tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=["train.epochs=2", "faults.preempt_at_step=10"])
+    summary = tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=["train.epochs=2", "train.grad_accum_steps=2"])
+    assert (summary["status"], summary["global_batch_size"], summary["grad_accum_steps"]) == ("completed", 64, 2)
+    assert "now split 32/replica x 2 accumulation (was 64 x 1)" in capsys.readouterr().out
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run / "checkpoints")))
+    assert reader.get_tensor("batch/.ATTRIBUTES/VARIABLE_VALUE").tolist() == [32, 2]

@@ -1,7 +1,8 @@
 """One checkpoint holds everything that makes the next step identical, so a run resumes exactly.
 
-What is saved: the model, the optimizer (its slots, its iteration count and, with float16, the loss scale), the
-optimizer step, the elapsed training time and the best monitored value. The data position is not a tf.data iterator
+What is saved: the model, with its random state (dropout's seed generators); the optimizer (its slots, its
+iteration count and, with float16, the loss scale); the epoch's metric accumulators; the optimizer step, the elapsed
+training time and the best monitored value. The data position is not a tf.data iterator
 with its shuffle buffer (hundreds of MB on real data): the order of an epoch is a function of the seed and the epoch
 number (see tfkit.data), so the step alone says where to continue: epoch ``step // steps_per_epoch``, batch
 ``step % steps_per_epoch`` of it. The batch settings in force and the model's identity are kept in ``run.json``
@@ -40,6 +41,8 @@ class RunState:
         directory: Where checkpoints go.
         keep: How many of the newest checkpoints to keep.
         identity: What the checkpoints mean (model, shapes, global batch); a resume must match it.
+        batch: The batch settings in force, (per-replica batch, accumulation steps). Their product with the
+            replicas is the global batch, which must not change; the split may (another machine, an OOM retry).
     """
 
     def __init__(
@@ -51,19 +54,25 @@ class RunState:
         directory: Path,
         keep: int,
         identity: dict[str, Any],
+        batch: tuple[int, int],
     ) -> None:
         self.directory = directory
         self.identity = identity
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
         self.best = tf.Variable(math.nan, dtype=tf.float64, trainable=False, name="best")
+        self.batch = tf.Variable(batch, dtype=tf.int64, trainable=False, name="batch")
         self.checkpoint = tf.train.Checkpoint(
             model=model,
             optimizer=optimizer,
+            # Keras 3 keeps random state (dropout's SeedGenerator) in non-trainable variables that TensorFlow's
+            # object graph does not reach through the layers; without them a resumed run draws other masks.
+            random_state=list(model.non_trainable_variables),
             metrics=[variable for metric in metrics for variable in metric.variables],
             step=self.step,
             elapsed=self.elapsed,
             best=self.best,
+            batch=self.batch,
         )
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
         self.best_manager = tf.train.CheckpointManager(self.checkpoint, str(directory / "best"), max_to_keep=1)
@@ -91,6 +100,11 @@ class RunState:
         if math.isnan(value):
             return False
         return math.isnan(best) or (value < best if mode == "min" else value > best)
+
+    def saved_batch(self) -> tuple[int, int]:
+        """The (per-replica batch, accumulation steps) in force when the restored checkpoint was saved."""
+        per_replica, accum = (int(value) for value in self.batch.numpy())
+        return per_replica, accum
 
     def save(self, *, step: int, elapsed: float, best: float | None = None) -> None:
         """Saves the state at ``step`` with ``elapsed`` seconds of training in all sessions.
@@ -125,6 +139,31 @@ class RunState:
                 "same model and global batch to resume. Use the original config, another --workdir, or --restart "
                 "(which keeps the old run under a new name)."
             )
+
+
+class CoordinatedPreemption(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by PreemptionCheckpointHandler's exit function once every worker has saved at the same step."""
+
+
+def preemption_handler(strategy: tf.distribute.Strategy, state: RunState) -> Any:
+    """tf.distribute's PreemptionCheckpointHandler for MultiWorkerMirroredStrategy, or None elsewhere.
+
+    A SIGTERM reaches one worker of a cluster; the others would wait in the next all-reduce for ever. The handler
+    tells every worker, agrees on a step, has each save at it, then calls its exit function, which raises
+    ``CoordinatedPreemption`` so the loop can write its summary and exit 75 like any other stop. On one host, and on
+    TPU VMs (where the handler does nothing), tfkit's own SIGTERM handling applies.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return None
+
+    def stop() -> None:
+        raise CoordinatedPreemption
+
+    return tf.distribute.experimental.PreemptionCheckpointHandler(
+        strategy.cluster_resolver,
+        state.manager,
+        termination_config=tf.distribute.experimental.TerminationConfig(exit_fn=stop),
+    )
 
 
 def _atomic_write(path: Path, text: str) -> None:

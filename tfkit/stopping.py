@@ -27,20 +27,29 @@ class StopWatch:
         time_limit_seconds: This session's budget from ``started``, or None.
         started: ``time.monotonic()`` when the session started.
         preempt_at_step: An injected preemption after this step, or None.
+        catch_sigterm: Leave False where tf.distribute's PreemptionCheckpointHandler watches SIGTERM instead.
     """
 
-    def __init__(self, *, time_limit_seconds: float | None, started: float, preempt_at_step: int | None) -> None:
+    def __init__(
+        self,
+        *,
+        time_limit_seconds: float | None,
+        started: float,
+        preempt_at_step: int | None,
+        catch_sigterm: bool = True,
+    ) -> None:
         self.time_limit_seconds = time_limit_seconds
         self.started = started
         self.preempt_at_step = preempt_at_step
         self.signal_name: str | None = None
+        self._signals = _SIGNALS if catch_sigterm else (signal.SIGINT,)
         self._previous: dict[int, Any] = {}
         self._slowest_call = 0.0
         self._slowest_save = 0.0
 
     def __enter__(self) -> StopWatch:
         if threading.current_thread() is threading.main_thread():
-            for number in _SIGNALS:
+            for number in self._signals:
                 self._previous[number] = signal.signal(number, self._handle)
         return self
 
@@ -50,6 +59,10 @@ class StopWatch:
 
     def _handle(self, number: int, frame: types.FrameType | None) -> None:
         self.signal_name = signal.Signals(number).name
+
+    def preempted(self) -> None:
+        """Records a preemption that tf.distribute's PreemptionCheckpointHandler coordinated (its exit_fn)."""
+        self.signal_name = "SIGTERM"
 
     def record_call(self, seconds: float) -> None:
         """Records how long a compiled call (or an eval) took, to leave room for one more."""

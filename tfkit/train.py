@@ -135,6 +135,7 @@ def run(
             "global_batch_size": run_plan.global_batch_size,
             "steps_per_epoch": run_plan.steps_per_epoch,
         },
+        batch=(run_plan.per_replica_batch_size, run_plan.grad_accum_steps),
     )
     # Resume order: restore the newest valid checkpoint (model, optimizer, metrics, step), then cut the logs back to
     # its step, then rebuild the data at epoch step // steps_per_epoch and skip to batch step % steps_per_epoch.
@@ -150,10 +151,18 @@ def run(
             )
             return previous
         best = float(state.best.numpy())
+        best_text = "no epoch finished yet" if math.isnan(best) else f"best {monitor_name} {best:.4f}"
+        saved_split = state.saved_batch()
+        if saved_split != (run_plan.per_replica_batch_size, run_plan.grad_accum_steps):
+            best_text += (
+                f"; the global batch of {run_plan.global_batch_size} is now split {run_plan.per_replica_batch_size}"
+                f"/replica x {run_plan.grad_accum_steps} accumulation (was {saved_split[0]} x {saved_split[1]})"
+            )
+            state.batch.assign((run_plan.per_replica_batch_size, run_plan.grad_accum_steps))
         _say(
             work,
             f"tfkit: resumed at epoch {step // run_plan.steps_per_epoch + 1}, step {step} of {run_plan.total_steps}"
-            f"; best {monitor_name} {best:.4f}; trained {_hours(float(state.elapsed.numpy()))}"
+            f"; {best_text}; trained {_hours(float(state.elapsed.numpy()))}"
             " so far",
         )
     else:
@@ -168,10 +177,12 @@ def run(
     session_train_started = time.monotonic()
     final: dict[str, float] = {}
     stop_reason: str | None = None
+    preemption = checkpoint.preemption_handler(strategy, state)
     watch = stopping.StopWatch(
         time_limit_seconds=_time_limit(config),
         started=started,
         preempt_at_step=config.faults.preempt_at_step,
+        catch_sigterm=preemption is None,
     )
     last_save = time.monotonic()
     checkpoint_seconds = 0.0
@@ -219,6 +230,12 @@ def run(
                 work.scalars(work.train_writer, step, {"loss": loss, "learning_rate": float(optimizer.learning_rate)})
                 if progress is not None:
                     progress.update(position, [("loss", loss)])
+                if preemption is not None:
+                    state.step.assign(step)  # what the handler's own save records
+                    try:
+                        preemption.save_checkpoint_if_preempted(checkpoint_number=step)
+                    except checkpoint.CoordinatedPreemption:
+                        watch.preempted()
                 stop_reason = watch.reason(step_before=step - steps, step_after=step)
                 every = config.checkpoint.every_steps
                 minutes = config.checkpoint.every_minutes
