@@ -49,6 +49,22 @@ def python_script(
     )
 
 
+FLAT_MODEL = """
+import keras
+
+def flat(*, input_shape, num_classes):
+    inputs = keras.Input(input_shape)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(keras.layers.Flatten()(inputs)))
+"""
+
+
+def model_file(folder: Path, source: str = FLAT_MODEL, name: str = "user_model.py") -> Path:
+    """Writes a user model module (the ``file.py:function`` form of ``model``) and returns its path."""
+    path = folder / name
+    path.write_text(source)
+    return path
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as sock:

@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import DIGITS_CONFIG, free_port, stderr_lines, tfkit_process
+from conftest import DIGITS_CONFIG, free_port, model_file, stderr_lines, tfkit_process
 
 import tfkit.train
 from tfkit.errors import UserError
@@ -60,8 +59,7 @@ def dropout_mlp(*, input_shape, num_classes):
 def test_a_run_interrupted_anywhere_and_resumed_ends_bit_identical(tmp_path, model):
     base = list(BASE)
     if model == "dropout":  # random state too: dropout masks must continue where they were
-        (tmp_path / "dropout.py").write_text(DROPOUT_MODEL)
-        base.append(f"model={tmp_path / 'dropout.py'}:dropout_mlp")
+        base.append(f"model={model_file(tmp_path, DROPOUT_MODEL)}:dropout_mlp")
     straight = tmp_path / "straight"
     reference = tfkit.train.run(DIGITS_CONFIG, workdir=straight, overrides=base)
     interrupted = tmp_path / "interrupted"
@@ -103,21 +101,9 @@ def test_rerunning_a_completed_run_does_not_train_again(tmp_path, capsys):
 
 
 def test_resuming_with_another_model_is_refused_and_restart_keeps_the_old_run(tmp_path):
-    model_file = tmp_path / "other.py"
-    model_file.write_text(
-        textwrap.dedent(
-            """
-            import keras
-
-            def flat(*, input_shape, num_classes):
-                inputs = keras.Input(input_shape)
-                return keras.Model(inputs, keras.layers.Dense(num_classes)(keras.layers.Flatten()(inputs)))
-            """
-        )
-    )
     run = tmp_path / "run"
     tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=["train.epochs=2", "faults.preempt_at_step=10"])
-    other = ["train.epochs=2", f"model={model_file}:flat"]
+    other = ["train.epochs=2", f"model={model_file(tmp_path)}:flat"]
     with pytest.raises(UserError, match=r"holds checkpoints of another run \(model was 'digits_cnn', now '.*flat'\)"):
         tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=other)
     summary = tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=other, restart=True)

@@ -5,12 +5,11 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import DIGITS_CONFIG, free_port, read_scalars, stderr_lines, tfkit_process
+from conftest import DIGITS_CONFIG, free_port, model_file, read_scalars, stderr_lines, tfkit_process
 
 import tfkit.train
 from tfkit import config as config_lib
@@ -76,21 +75,8 @@ def test_the_python_api_takes_a_dict_of_keys(tmp_path):
 
 
 def test_a_user_model_from_a_python_file(tmp_path):
-    model_file = tmp_path / "my_model.py"
-    model_file.write_text(
-        textwrap.dedent(
-            """
-            import keras
-
-            def tiny(*, input_shape, num_classes):
-                inputs = keras.Input(input_shape)
-                x = keras.layers.Flatten()(inputs)
-                return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
-            """
-        )
-    )
     summary = tfkit.train.run(
-        DIGITS_CONFIG, workdir=tmp_path / "run", overrides=[f"model={model_file}:tiny", "train.epochs=3"]
+        DIGITS_CONFIG, workdir=tmp_path / "run", overrides=[f"model={model_file(tmp_path)}:flat", "train.epochs=3"]
     )
     assert summary["metrics"]["accuracy"] > 0.5
 

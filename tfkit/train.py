@@ -30,6 +30,19 @@ from tfkit import config as config_lib
 from tfkit.errors import Stopped, UserError, run_cli
 from tfkit.workdir import Workdir
 
+# What summary.json reports of the plan, besides status, steps, metrics and times.
+_SUMMARY_PLAN_KEYS = (
+    "strategy",
+    "replicas",
+    "per_replica_batch_size",
+    "global_batch_size",
+    "grad_accum_steps",
+    "precision",
+    "learning_rate",
+    "total_steps",
+    "epochs",
+)
+
 ConfigSource = str | os.PathLike[str] | config_lib.Config | dict[str, Any] | None
 
 
@@ -150,21 +163,8 @@ def run(
                 "(--restart trains again).",
             )
             return previous
-        best = float(state.best.numpy())
-        best_text = "no epoch finished yet" if math.isnan(best) else f"best {monitor_name} {best:.4f}"
-        saved_split = state.saved_batch()
-        if saved_split != (run_plan.per_replica_batch_size, run_plan.grad_accum_steps):
-            best_text += (
-                f"; the global batch of {run_plan.global_batch_size} is now split {run_plan.per_replica_batch_size}"
-                f"/replica x {run_plan.grad_accum_steps} accumulation (was {saved_split[0]} x {saved_split[1]})"
-            )
-            state.batch.assign((run_plan.per_replica_batch_size, run_plan.grad_accum_steps))
-        _say(
-            work,
-            f"tfkit: resumed at epoch {step // run_plan.steps_per_epoch + 1}, step {step} of {run_plan.total_steps}"
-            f"; {best_text}; trained {_hours(float(state.elapsed.numpy()))}"
-            " so far",
-        )
+        _say(work, _resume_message(state, run_plan, monitor_name=monitor_name))
+        state.batch.assign((run_plan.per_replica_batch_size, run_plan.grad_accum_steps))
     else:
         step = 0
     session_first_step = step
@@ -291,16 +291,8 @@ def run(
     trained = elapsed_before + time.monotonic() - session_train_started
     summary = {
         "status": "stopped" if stop_reason else "completed",
-        "strategy": run_plan.strategy,
-        "replicas": run_plan.replicas,
-        "per_replica_batch_size": run_plan.per_replica_batch_size,
-        "global_batch_size": run_plan.global_batch_size,
-        "grad_accum_steps": run_plan.grad_accum_steps,
-        "precision": run_plan.precision,
-        "learning_rate": run_plan.learning_rate,
+        **{key: value for key, value in run_plan.to_dict().items() if key in _SUMMARY_PLAN_KEYS},
         "steps": step,
-        "total_steps": run_plan.total_steps,
-        "epochs": run_plan.epochs,
         "metrics": final or (previous or {}).get("metrics", {}),
         "wall_seconds": round(time.monotonic() - started, 3),
         "train_seconds": round(trained, 3),
@@ -415,6 +407,24 @@ def _report_epoch(
         f"epoch {epoch + 1}/{run_plan.epochs}  {shown}  lr {learning_rate:.3g}  "
         f"{examples_per_second:,.0f} ex/s  host {memory.format_bytes(host)}  device {memory.format_bytes(device)}",
     )
+
+
+def _resume_message(state: checkpoint.RunState, run_plan: plan.Plan, *, monitor_name: str) -> str:
+    """The one line a resumed run prints: where it continues, the best so far, the time trained."""
+    step = int(state.step.numpy())
+    best = float(state.best.numpy())
+    parts = [
+        f"tfkit: resumed at epoch {step // run_plan.steps_per_epoch + 1}, step {step} of {run_plan.total_steps}",
+        "no epoch finished yet" if math.isnan(best) else f"best {monitor_name} {best:.4f}",
+        f"trained {_hours(float(state.elapsed.numpy()))} so far",
+    ]
+    per_replica, accum = state.saved_batch()
+    if (per_replica, accum) != (run_plan.per_replica_batch_size, run_plan.grad_accum_steps):
+        parts.append(
+            f"the global batch of {run_plan.global_batch_size} is now split {run_plan.per_replica_batch_size}"
+            f"/replica x {run_plan.grad_accum_steps} accumulation (was {per_replica} x {accum})"
+        )
+    return "; ".join(parts)
 
 
 def _next_call_steps(config: config_lib.Config, run_plan: plan.Plan, *, step: int, position: int) -> int:
