@@ -255,3 +255,17 @@ def test_a_resume_may_split_the_same_global_batch_differently_and_says_so(tmp_pa
     assert "now split 32/replica x 2 accumulation (was 64 x 1)" in capsys.readouterr().out
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run / "checkpoints")))
     assert reader.get_tensor("batch/.ATTRIBUTES/VARIABLE_VALUE").tolist() == [32, 2]
+
+
+def test_checkpoints_are_also_saved_by_time_within_an_epoch(tmp_path):
+    run = tmp_path / "run"
+    overrides = [
+        "train.epochs=1",
+        "train.steps_per_execution=2",
+        "checkpoint.every_minutes=0.0001",
+        "checkpoint.keep=50",
+    ]
+    tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=overrides)
+    steps = sorted(int(path.stem.split("-")[1]) for path in (run / "checkpoints").glob("ckpt-*.index"))
+    assert steps[-1] == 22 and len(steps) > 5  # every call outlasts 6 ms, so each is followed by a save
+    assert all(step % 2 == 0 for step in steps)  # at call boundaries, never inside a compiled call

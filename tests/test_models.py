@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import DIGITS_CONFIG, read_scalars
+
+import tfkit.train
+from tfkit import export, records
+
+
+def test_weights_from_a_local_file_start_where_they_left_off(tmp_path):
+    tfkit.train.run(DIGITS_CONFIG, workdir=tmp_path / "trained", overrides=["train.epochs=6"])
+    model, _ = export.restore_model(tmp_path / "trained")
+    weights = tmp_path / "digits.weights.h5"
+    model.save_weights(weights)
+    overrides = ["train.epochs=1", "train.steps_per_execution=1"]
+    fresh = tfkit.train.run(DIGITS_CONFIG, workdir=tmp_path / "fresh", overrides=overrides)
+    loaded = tfkit.train.run(
+        DIGITS_CONFIG, workdir=tmp_path / "loaded", overrides=[*overrides, f"model.weights={weights}"]
+    )
+    first_fresh = read_scalars(tmp_path / "fresh" / "logs" / "train", "loss")[1]
+    first_loaded = read_scalars(tmp_path / "loaded" / "logs" / "train", "loss")[1]
+    assert first_fresh > 2.0 and first_loaded < 1.0  # a fresh model is at chance; the loaded one is not
+    assert loaded["metrics"]["accuracy"] > fresh["metrics"]["accuracy"]
+
+
+def test_a_model_from_a_module_path_and_xla_compilation(tmp_path):
+    summary = tfkit.train.run(
+        DIGITS_CONFIG,
+        workdir=tmp_path / "run",
+        overrides=["model=tfkit.models:digits_cnn", "train.jit_compile=true", "train.epochs=3"],
+    )
+    assert summary["metrics"]["accuracy"] > 0.5
+
+
+@pytest.mark.slow
+def test_a_keras_application_by_name_trains(tmp_path):
+    rng = np.random.default_rng(0)
+    features = {
+        "image": records.Feature(dtype="float32", shape=(32, 32, 3)),
+        "label": records.Feature(dtype="int64", shape=(), encoding="int64", num_classes=3),
+    }
+    for split, count in (("train", 96), ("eval", 32)):
+        rows = ({"image": rng.uniform(0, 255, (32, 32, 3)), "label": rng.integers(0, 3)} for _ in range(count))
+        records.write_split(rows, tmp_path / split, split=split, features=features, num_shards=2)
+    summary = tfkit.train.run(
+        {
+            "name": "mobilenet",
+            "model": "MobileNetV3Small",
+            "data": {"train": str(tmp_path / "train"), "eval": str(tmp_path / "eval")},
+            "train": {"epochs": 1, "global_batch_size": 16, "steps_per_execution": 3},
+        },
+        workdir=tmp_path / "run",
+    )
+    assert (summary["status"], summary["steps"]) == ("completed", 6)
+    assert np.isfinite(summary["metrics"]["loss"])
