@@ -74,7 +74,9 @@ class TaskConfig:
     Attributes:
         loss: ``sparse_categorical_crossentropy``, ``binary_crossentropy``, ``mse`` or ``mae``.
         from_logits: Whether the model outputs logits (true for the built-in heads).
-        metrics: Metric names: ``accuracy``, ``mae``, ``mse``, ``rmse``.
+        metrics: Metric names: ``accuracy``, ``mae``, ``mse``, ``rmse``; ``iou`` and ``dice`` of masks thresholded
+            through tfkit.masks; ``psnr`` and ``ssim`` of images in ``data_range``.
+        data_range: The range images are in, for ``psnr`` and ``ssim``: ``0-1``, ``0-255`` or ``-1-1``.
     """
 
     loss: Literal["sparse_categorical_crossentropy", "binary_crossentropy", "mse", "mae"] = (
@@ -82,6 +84,7 @@ class TaskConfig:
     )
     from_logits: bool = True
     metrics: tuple[str, ...] = ("accuracy",)
+    data_range: Literal["0-1", "0-255", "-1-1"] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +219,7 @@ class Config:
     seed: int = 0
 
 
-METRIC_NAMES = ("accuracy", "mae", "mse", "rmse")
+METRIC_NAMES = ("accuracy", "mae", "mse", "rmse", "iou", "dice", "psnr", "ssim")
 
 # Keys that hold filesystem paths: a relative value in a YAML file is resolved against the file's folder.
 _PATH_KEYS = ("data.train", "data.eval", "model.weights")
@@ -329,6 +332,11 @@ def validate(config: Config) -> None:
             )
     if config.train.time_limit is not None:
         duration_seconds(config.train.time_limit, key="train.time_limit")
+    if {"psnr", "ssim"} & set(config.task.metrics) and config.task.data_range is None:
+        raise UserError(
+            "config key 'task.data_range' is not set, and psnr/ssim need it; expected 0-1, 0-255 or -1-1: the range "
+            "the images are really in."
+        )
     for metric in config.task.metrics:
         if metric not in METRIC_NAMES:
             raise UserError(

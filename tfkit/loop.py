@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 import keras
 import tensorflow as tf
 
+from tfkit import metrics as image_metrics
+
 PerExampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
@@ -50,11 +52,21 @@ def per_example_loss(name: str, *, from_logits: bool) -> PerExampleLoss:
     return loss
 
 
-def make_metrics(names: tuple[str, ...], *, loss: str, from_logits: bool) -> dict[str, keras.metrics.Metric]:
-    """Creates Keras metric objects by name. Call it under the strategy's scope."""
+def make_metrics(
+    names: tuple[str, ...], *, loss: str, from_logits: bool, data_range: str | None = None
+) -> dict[str, keras.metrics.Metric]:
+    """Creates Keras metric objects by name. Call it under the strategy's scope.
+
+    ``iou`` and ``dice`` threshold predicted masks through ``tfkit.masks``; ``psnr`` and ``ssim`` compare images
+    in the declared ``data_range``.
+    """
     metrics: dict[str, keras.metrics.Metric] = {}
     for name in names:
-        if name == "accuracy":
+        if name in ("iou", "dice"):
+            metrics[name] = image_metrics.MaskOverlap(name, from_logits=from_logits)
+        elif name in ("psnr", "ssim"):
+            metrics[name] = image_metrics.ImageMetric(name, data_range=data_range or "0-1")
+        elif name == "accuracy":
             if loss == "sparse_categorical_crossentropy":
                 metrics[name] = keras.metrics.SparseCategoricalAccuracy(name=name)
             else:

@@ -17,6 +17,8 @@ from typing import Literal
 import keras
 import tensorflow as tf
 
+from tfkit import masks
+
 DataRange = Literal["0-1", "0-255", "-1-1"]
 RANGES: dict[str, tuple[float, float]] = {"0-1": (0.0, 1.0), "0-255": (0.0, 255.0), "-1-1": (-1.0, 1.0)}
 _SLACK = 1e-6  # float rounding at the edges of a range is not an error
@@ -107,6 +109,69 @@ def _span(report_range: str) -> float:
         raise ValueError(f"report_range received {report_range!r}; expected one of {', '.join(RANGES)}.")
     low, high = RANGES[report_range]
     return high - low
+
+
+class MaskOverlap(keras.metrics.Metric):
+    """IoU or Dice of binary masks over a whole dataset, with predictions thresholded by ``tfkit.masks.binary``.
+
+    Intersections and unions are summed over every pixel of every image seen, then divided once, as Keras'
+    ``BinaryIoU`` does, but the threshold's comparison is explicit (``>=`` by default).
+
+    Args:
+        kind: ``iou`` or ``dice``.
+        from_logits: Whether predictions are logits.
+        threshold: The probability at which a pixel is foreground.
+        comparison: ``>=`` or ``>``.
+        name: The metric's name; defaults to ``kind``.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        from_logits: bool = True,
+        threshold: float = 0.5,
+        comparison: masks.Comparison = ">=",
+        name: str | None = None,
+    ) -> None:
+        if kind not in ("iou", "dice"):
+            raise ValueError(f"kind received {kind!r}; expected iou or dice.")
+        super().__init__(name=name or kind)
+        self.kind = kind
+        self.from_logits = from_logits
+        self.threshold = threshold
+        self.comparison = comparison
+        self.intersection = self.add_variable(shape=(), initializer="zeros", name="intersection", aggregation="sum")
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total", aggregation="sum")
+
+    def update_state(self, y_true: tf.Tensor, y_pred: tf.Tensor, sample_weight: tf.Tensor | None = None) -> None:
+        """Adds the images' intersections and sizes (weighted: padding with weight 0 counts for nothing)."""
+        predicted = masks.binary(
+            y_pred, threshold=self.threshold, from_logits=self.from_logits, comparison=self.comparison, dtype=tf.float32
+        )
+        truth = masks.binary(tf.reshape(tf.cast(y_true, tf.float32), tf.shape(predicted)), dtype=tf.float32)
+        weights = tf.ones([tf.shape(predicted)[0]]) if sample_weight is None else tf.cast(sample_weight, tf.float32)
+        intersection = _per_image_mean(predicted * truth)
+        if self.kind == "iou":
+            total = _per_image_mean(tf.maximum(predicted, truth))  # the union
+        else:
+            total = _per_image_mean(predicted + truth) / 2.0  # half the summed sizes: Dice = I / (that)
+        self.intersection.assign_add(tf.reduce_sum(intersection * weights))
+        self.total.assign_add(tf.reduce_sum(total * weights))
+
+    def result(self) -> tf.Tensor:
+        """The overlap; 1.0 when both masks are empty everywhere."""
+        return tf.math.divide_no_nan(self.intersection, self.total) + tf.cast(tf.equal(self.total, 0.0), tf.float32)
+
+    def get_config(self) -> dict:
+        """Returns the constructor arguments."""
+        return {
+            "kind": self.kind,
+            "from_logits": self.from_logits,
+            "threshold": self.threshold,
+            "comparison": self.comparison,
+            "name": self.name,
+        }
 
 
 class ImageMetric(keras.metrics.Mean):

@@ -36,7 +36,29 @@ def digits_cnn(*, input_shape: tuple[int, ...], num_classes: int) -> keras.Model
     return keras.Model(inputs, outputs, name="digits_cnn")
 
 
-BUILT_IN: dict[str, Callable[..., keras.Model]] = {"digits_cnn": digits_cnn}
+def unet_small(*, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    """A small U-Net: two downsamplings, skip connections, per-pixel logits (``num_classes`` channels).
+
+    Inputs are raw pixels on the 0-255 scale; the model rescales them itself.
+    """
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    skips = []
+    for filters in (16, 32):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        skips.append(x)
+        x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    for filters, skip in zip((32, 16), reversed(skips), strict=True):
+        x = keras.layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
+        x = keras.layers.Concatenate()([x, skip])
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+    outputs = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name="unet_small")
+
+
+BUILT_IN: dict[str, Callable[..., keras.Model]] = {"digits_cnn": digits_cnn, "unet_small": unet_small}
 
 
 def build(config: ModelConfig, *, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:

@@ -111,10 +111,16 @@ def run(
         # become placeholders that Mirrored replicas cannot feed.
         optimizer.build(model.trainable_variables)
         train_metrics = loop.make_metrics(
-            config.task.metrics, loss=config.task.loss, from_logits=config.task.from_logits
+            config.task.metrics,
+            loss=config.task.loss,
+            from_logits=config.task.from_logits,
+            data_range=config.task.data_range,
         )
         eval_metrics = loop.make_metrics(
-            config.task.metrics, loss=config.task.loss, from_logits=config.task.from_logits
+            config.task.metrics,
+            loss=config.task.loss,
+            from_logits=config.task.from_logits,
+            data_range=config.task.data_range,
         )
         eval_loss = keras.metrics.Mean(name="loss")
         train_loss = keras.metrics.Mean(name="loss")  # the epoch's mean of the per-call losses; checkpointed
