@@ -10,6 +10,8 @@ import pytest
 import tensorflow as tf
 from conftest import DIGITS_CONFIG, stderr_lines, tfkit_process
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 import tfkit.train
 from tfkit import tb
@@ -39,6 +41,14 @@ def direct_logs(tmp_path_factory):
                     tf.summary.image("sample", rng.uniform(size=(1, 4, 4, 1)), step=step)
                     tf.summary.text("note", f"step {step}", step=step)
         writer.close()
+    # Classic scalars (simple_value), the way tensorboardX and TF1 write them, through tensorboard's own writer.
+    classic = EventFileWriter(str(logdir / "run_classic"))
+    for step in range(0, 121):
+        value = summary_pb2.Summary.Value(tag="loss", simple_value=2.0 / (step + 1))
+        classic.add_event(
+            event_pb2.Event(step=step, wall_time=1.7e9 + step, summary=summary_pb2.Summary(value=[value]))
+        )
+    classic.close()
     return logdir
 
 
@@ -88,7 +98,9 @@ def test_keep_steps_81_to_100_of_a_tfkit_run(tfkit_logs, tmp_path):
 def test_tag_and_step_filters_keep_other_event_kinds_of_the_kept_steps(direct_logs, tmp_path):
     tb.rewrite(direct_logs, tmp_path / "kept", tags="loss|weights|sample|note", steps=tb.parse_steps("50:"))
     kept = tb.scalars(tmp_path / "kept")
-    assert set(kept["tag"]) == {"loss"} and set(kept["run"]) == {"run_a", "run_b"}
+    assert set(kept["tag"]) == {"loss"} and set(kept["run"]) == {"run_a", "run_b", "run_classic"}
+    classic = kept.query("run == 'run_classic'")
+    assert list(classic["step"]) == list(range(50, 121)) and classic["wall_time"].iloc[0] == 1.7e9 + 50
     assert kept["step"].min() == 50
     plugins = plugins_by_step(tmp_path / "kept")
     assert min(plugins) == 50
