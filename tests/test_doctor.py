@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+import os
+
+from conftest import tfkit_process
+
+from tfkit import doctor
+
+
+def test_doctor_json_has_every_field(tmp_path):
+    result = tfkit_process(["tfkit.doctor", "--json", "--workdir", str(tmp_path)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert {"tensorflow", "keras", "python", "packages", "build", "devices", "host_memory", "disk"} <= set(data)
+    assert {"accelerator_holders", "recommendations"} <= set(data)
+    assert set(data["build"]) == {"cuda", "cuda_version", "cudnn_version", "tpu_support"}
+    assert set(data["devices"]) == {"cpu_cores", "gpus", "tpu"}
+    assert data["host_memory"]["total_bytes"] >= data["host_memory"]["available_bytes"] > 0
+    assert data["disk"]["free_bytes"] > 0 and data["disk"]["workdir"] == str(tmp_path.resolve())
+    assert data["recommendations"][0] == "precision: auto will use float32"  # no GPU or TPU here
+
+
+def test_the_text_report_and_a_tpu_that_this_tensorflow_cannot_drive(tmp_path):
+    result = tfkit_process(["tfkit.doctor"], cwd=tmp_path, env={"TPU_NAME": "my-tpu"})
+    assert result.returncode == 0, result.stderr
+    assert "TPU: signs at my-tpu" in result.stdout
+    assert "a TPU looks present (my-tpu) but this TensorFlow cannot drive it" in result.stdout
+
+
+def test_accelerator_holders_are_read_from_proc_and_never_killed(tmp_path):
+    proc = tmp_path / "proc"
+    me = proc / str(os.getpid())
+    (me / "fd").mkdir(parents=True)
+    (me / "fd" / "3").symlink_to("/dev/nvidia0")
+    (me / "fd" / "4").symlink_to("/dev/accel1")
+    (me / "fd" / "5").symlink_to("/tmp/some-file")
+    (me / "cmdline").write_bytes(b"python\0train.py\0")
+    (proc / "self").mkdir()  # not a pid: ignored
+    (holder,) = doctor.accelerator_holders(str(proc))
+    assert holder["pid"] == os.getpid() and holder["command"] == "python train.py"
+    assert holder["devices"] == ["/dev/accel1", "/dev/nvidia0"] and holder["rss_bytes"] > 0
+    assert holder["to_stop_it"] == f"kill {os.getpid()}"
