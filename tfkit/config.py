@@ -134,6 +134,19 @@ class CheckpointConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MemoryConfig:
+    """Guards against running out of host memory.
+
+    Attributes:
+        host_limit: Stop cleanly (checkpoint, exit 75) when the process tree's resident memory passes this: a share
+            of the memory the process can have (RAM, or the container's cgroup limit if smaller), e.g. ``85%``, or
+            a size such as ``6GB``.
+    """
+
+    host_limit: str = "85%"
+
+
+@dataclasses.dataclass(frozen=True)
 class FaultsConfig:
     """Faults injected on purpose, to rehearse and test recovery. All off by default; a run says when one is on.
 
@@ -200,6 +213,7 @@ class Config:
         optimizer: See ``OptimizerConfig``.
         distribute: See ``DistributeConfig``.
         checkpoint: See ``CheckpointConfig``.
+        memory: See ``MemoryConfig``.
         faults: See ``FaultsConfig``.
         precision: ``auto`` (bfloat16 on TPU, float16 on GPUs of compute capability 7.0+, else float32), or one of
             ``float32``, ``mixed_float16``, ``mixed_bfloat16``.
@@ -214,6 +228,7 @@ class Config:
     optimizer: OptimizerConfig = OptimizerConfig()
     distribute: DistributeConfig = DistributeConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    memory: MemoryConfig = MemoryConfig()
     faults: FaultsConfig = FaultsConfig()
     precision: Precision = "auto"
     seed: int = 0
@@ -332,6 +347,7 @@ def validate(config: Config) -> None:
             )
     if config.train.time_limit is not None:
         duration_seconds(config.train.time_limit, key="train.time_limit")
+    size_limit(config.memory.host_limit, budget=1, key="memory.host_limit")
     if {"psnr", "ssim"} & set(config.task.metrics) and config.task.data_range is None:
         raise UserError(
             "config key 'task.data_range' is not set, and psnr/ssim need it; expected 0-1, 0-255 or -1-1: the range "
@@ -348,6 +364,27 @@ def monitored(config: Config) -> tuple[str, str]:
     """The checkpoint's monitored value and whether it is minimised (``min``) or maximised (``max``)."""
     name = config.checkpoint.monitor or ("val_loss" if config.data.eval else "loss")
     return name, "max" if name.endswith("accuracy") else "min"
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def size_limit(text: str, *, budget: int, key: str) -> int:
+    """Parses ``85%`` (of ``budget`` bytes) or a size such as ``6GB`` or ``512MiB`` into bytes.
+
+    Raises:
+        UserError: Naming the key when the text is neither.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%|[kmgt]?i?b?)\s*", str(text).lower())
+    unit = match.group(2) if match else None
+    if match is None or (unit != "%" and unit not in _UNITS):
+        raise UserError(f"config key '{key}': received {text!r}; expected a share such as 85% or a size such as 6GB.")
+    number = float(match.group(1))
+    if unit == "%":
+        if not 0 < number <= 100:
+            raise UserError(f"config key '{key}': received {text!r}; expected a share above 0% and up to 100%.")
+        return int(budget * number / 100)
+    return int(number * _UNITS[unit or ""])
 
 
 def duration_seconds(text: str, *, key: str) -> float:

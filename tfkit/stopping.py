@@ -28,6 +28,7 @@ class StopWatch:
         started: ``time.monotonic()`` when the session started.
         preempt_at_step: An injected preemption after this step, or None.
         catch_sigterm: Leave False where tf.distribute's PreemptionCheckpointHandler watches SIGTERM instead.
+        memory_guard: An object whose ``tripped`` is a message once host memory passed its limit.
     """
 
     def __init__(
@@ -37,11 +38,13 @@ class StopWatch:
         started: float,
         preempt_at_step: int | None,
         catch_sigterm: bool = True,
+        memory_guard: Any = None,
     ) -> None:
         self.time_limit_seconds = time_limit_seconds
         self.started = started
         self.preempt_at_step = preempt_at_step
         self.signal_name: str | None = None
+        self.memory_guard = memory_guard
         self._signals = _SIGNALS if catch_sigterm else (signal.SIGINT,)
         self._previous: dict[int, Any] = {}
         self._slowest_call = 0.0
@@ -73,7 +76,7 @@ class StopWatch:
         self._slowest_save = max(self._slowest_save, seconds)
 
     def reason(self, *, step_before: int, step_after: int) -> str | None:
-        """Returns why the run must stop now (``signal``, ``time_limit``, ``preempted``), or None to go on.
+        """Returns why the run must stop now (``signal``, ``host_memory``, ``time_limit``, ``preempted``), or None.
 
         Args:
             step_before: The optimizer step before the last call.
@@ -81,6 +84,8 @@ class StopWatch:
         """
         if self.signal_name is not None:
             return "signal"
+        if self.memory_guard is not None and self.memory_guard.tripped:
+            return "host_memory"
         if self.preempt_at_step is not None and step_before < self.preempt_at_step <= step_after:
             return "preempted"
         if self.time_limit_seconds is not None:

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
+import psutil
 import tensorflow as tf
 from absl import flags
 
@@ -184,11 +186,13 @@ def run(
     final: dict[str, float] = {}
     stop_reason: str | None = None
     preemption = checkpoint.preemption_handler(strategy, state)
+    guard = _memory_guard(config, train_schema, work)
     watch = stopping.StopWatch(
         time_limit_seconds=_time_limit(config),
         started=started,
         preempt_at_step=config.faults.preempt_at_step,
         catch_sigterm=preemption is None,
+        memory_guard=guard,
     )
     last_save = time.monotonic()
     checkpoint_seconds = 0.0
@@ -201,7 +205,7 @@ def run(
         watch.record_save(last_save - saved_at)
         checkpoint_seconds += last_save - saved_at
 
-    with watch:
+    with guard, watch:
         for epoch in range(step // run_plan.steps_per_epoch, run_plan.epochs):
             position = step - epoch * run_plan.steps_per_epoch
             if position == 0:
@@ -307,6 +311,8 @@ def run(
     }
     if stop_reason:
         summary["stop_reason"] = stop_reason
+    if stop_reason == "host_memory":
+        summary["stop_detail"] = guard.tripped
     work.write_summary(summary)
     work.close()
     if stop_reason:
@@ -316,7 +322,8 @@ def run(
         remaining_sessions = math.ceil((run_plan.total_steps - step) * seconds_per_step / session_length)
         _say(
             work,
-            f"tfkit: stopped ({stop_reason}) at step {step} of {run_plan.total_steps} ({100 * done:.1f}%), with a "
+            (f"tfkit: {guard.tripped}\n" if stop_reason == "host_memory" else "")
+            + f"tfkit: stopped ({stop_reason}) at step {step} of {run_plan.total_steps} ({100 * done:.1f}%), with a "
             f"checkpoint; trained {_hours(trained)} in all. Run the same command again to resume"
             + (f"; about {remaining_sessions} more session(s) of this length" if stop_reason == "time_limit" else "")
             + ".",
@@ -442,6 +449,26 @@ def _next_call_steps(config: config_lib.Config, run_plan: plan.Plan, *, step: in
     if fault is not None and step < fault:
         steps = min(steps, fault - step)
     return steps
+
+
+def _memory_guard(config: config_lib.Config, schema: Any, work: Workdir) -> memory.HostMemoryGuard:
+    """The host-memory guard for this run, with the consumer it can name; warns when the shuffle buffer cannot fit."""
+    budget = memory.host_budget_bytes()
+    limit = config_lib.size_limit(config.memory.host_limit, budget=budget, key="memory.host_limit")
+    record = sum(math.prod(feature.shape) * np.dtype(feature.dtype).itemsize for feature in schema.features.values())
+    shuffle = config.data.shuffle_buffer * record
+    attribution = (
+        f"the largest consumer tfkit can attribute is the shuffle buffer, {config.data.shuffle_buffer} examples x "
+        f"{memory.format_bytes(record)} = {memory.format_bytes(shuffle)} (lower data.shuffle_buffer); prefetch is "
+        "bounded by tf.data's autotuning. If the machine has room, raise memory.host_limit."
+    )
+    if shuffle > min(limit, psutil.virtual_memory().available):
+        _say(
+            work,
+            f"tfkit: warning: the shuffle buffer needs about {memory.format_bytes(shuffle)}, more than the "
+            f"{memory.format_bytes(limit)} memory.host_limit allows; lower data.shuffle_buffer.",
+        )
+    return memory.HostMemoryGuard(limit_bytes=limit, attribution=attribution)
 
 
 def _time_limit(config: config_lib.Config) -> float | None:
