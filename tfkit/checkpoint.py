@@ -43,6 +43,7 @@ class RunState:
         identity: What the checkpoints mean (model, shapes, global batch); a resume must match it.
         batch: The batch settings in force, (per-replica batch, accumulation steps). Their product with the
             replicas is the global batch, which must not change; the split may (another machine, an OOM retry).
+        learning_rate_scale: The NaN guard's multiplier of the learning rate.
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class RunState:
         keep: int,
         identity: dict[str, Any],
         batch: tuple[int, int],
+        learning_rate_scale: tf.Variable,
     ) -> None:
         self.directory = directory
         self.identity = identity
@@ -73,6 +75,7 @@ class RunState:
             elapsed=self.elapsed,
             best=self.best,
             batch=self.batch,
+            learning_rate_scale=learning_rate_scale,
         )
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
         self.best_manager = tf.train.CheckpointManager(self.checkpoint, str(directory / "best"), max_to_keep=1)

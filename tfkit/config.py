@@ -102,6 +102,9 @@ class TrainConfig:
         clip_norm: Clip gradients to this global norm after they are summed over replicas; None for no clipping.
         time_limit: Stop cleanly (exit 75, with a checkpoint) before this much wall time has passed in this
             session, e.g. ``8h45m`` for a 9-hour Kaggle session. None for no limit.
+        nan_retries: After a non-finite loss, restore the last good checkpoint and retry at a lower learning rate
+            this many times; then stop (exit 75), naming the step.
+        nan_lr_factor: What each retry multiplies the learning rate by.
     """
 
     epochs: int = 10
@@ -112,6 +115,8 @@ class TrainConfig:
     jit_compile: bool = False
     clip_norm: float | None = None
     time_limit: str | None = None
+    nan_retries: int = 3
+    nan_lr_factor: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,9 +157,13 @@ class FaultsConfig:
 
     Attributes:
         preempt_at_step: Behave as if SIGTERM arrived once this optimizer step is done (a preemption).
+        nan_loss_at_step: Make the loss (and so the gradients and weights) non-finite in this optimizer step.
+        nan_loss_repeats: How many times that happens: each retry of the step sees it again until this is used up.
     """
 
     preempt_at_step: int | None = None
+    nan_loss_at_step: int | None = None
+    nan_loss_repeats: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -345,6 +354,11 @@ def validate(config: Config) -> None:
                 + ("" if config.data.eval else " (val_ values need data.eval)")
                 + "."
             )
+    if config.train.nan_retries < 0 or not 0 < config.train.nan_lr_factor <= 1:
+        raise UserError(
+            f"config keys 'train.nan_retries' ({config.train.nan_retries}) and 'train.nan_lr_factor' "
+            f"({config.train.nan_lr_factor}); expected retries of 0 or more and a factor in (0, 1]."
+        )
     if config.train.time_limit is not None:
         duration_seconds(config.train.time_limit, key="train.time_limit")
     size_limit(config.memory.host_limit, budget=1, key="memory.host_limit")

@@ -89,12 +89,16 @@ class StepSettings:
         grad_accum_steps: Micro-batches per optimizer step.
         clip_norm: Global-norm clipping of the summed gradient, or None.
         jit_compile: Compile each micro-batch's forward and backward pass with XLA.
+        nan_at_step: Fault injection: in this optimizer step (counted from 1), multiply the loss by ``nan_value``.
+        nan_value: A variable that holds NaN while injections remain, else 1.0.
     """
 
     global_batch_size: int
     grad_accum_steps: int = 1
     clip_norm: float | None = None
     jit_compile: bool = False
+    nan_at_step: int | None = None
+    nan_value: tf.Variable | None = None
 
 
 def make_train_function(
@@ -130,6 +134,10 @@ def make_train_function(
             loss = tf.reduce_sum(loss_fn(y, outputs) * weights) * inverse_global_batch
             if model.losses:
                 loss += tf.add_n(model.losses) * regularization_share
+            if settings.nan_at_step is not None and settings.nan_value is not None:
+                # Poison this step for real: the gradients, and then the weights, become non-finite too.
+                hit = tf.equal(optimizer.iterations + 1, settings.nan_at_step)
+                loss *= tf.where(hit, settings.nan_value, tf.constant(1.0))
             scaled = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return loss, grads, outputs

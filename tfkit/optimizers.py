@@ -53,6 +53,8 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, *, peak: float, warmup_steps: int, total_steps: int, decay: str) -> None:
+        # A multiplier the NaN guard lowers after a divergence; checkpointed, so a resumed run keeps it.
+        self.scale = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="learning_rate_scale")
         self.peak = float(peak)
         self.warmup_steps = int(warmup_steps)
         self.total_steps = int(total_steps)
@@ -64,11 +66,11 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         warmup = tf.cast(max(self.warmup_steps, 1), tf.float32)
         warm = self.peak * tf.minimum(1.0, (step + 1.0) / warmup)
         if self.decay == "constant":
-            return warm
+            return warm * self.scale
         span = tf.cast(max(self.total_steps - self.warmup_steps, 1), tf.float32)
         progress = tf.clip_by_value((step - float(self.warmup_steps)) / span, 0.0, 1.0)
         cosine = 0.5 * self.peak * (1.0 + tf.cos(math.pi * progress))
-        return tf.where(step < float(self.warmup_steps), warm, cosine)
+        return tf.where(step < float(self.warmup_steps), warm, cosine) * self.scale
 
     def get_config(self) -> dict:
         """Returns the constructor arguments."""
@@ -80,23 +82,22 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-def build(config: OptimizerConfig, *, peak_learning_rate: float, total_steps: int) -> keras.optimizers.Optimizer:
-    """Builds the optimizer with its schedule. Call it under the strategy's scope.
-
-    Args:
-        config: The ``optimizer`` section.
-        peak_learning_rate: The rate after scaling to the global batch.
-        total_steps: The run's optimizer steps, for the decay.
-
-    Returns:
-        An unbuilt Keras optimizer; build it with the model's variables before the first step.
-    """
-    schedule = WarmupSchedule(
+def schedule(config: OptimizerConfig, *, peak_learning_rate: float, total_steps: int) -> WarmupSchedule:
+    """The learning-rate schedule of the ``optimizer`` section. Call it under the strategy's scope."""
+    return WarmupSchedule(
         peak=peak_learning_rate,
         warmup_steps=config.warmup_steps,
         total_steps=total_steps,
         decay=config.schedule,
     )
+
+
+def build(config: OptimizerConfig, schedule: WarmupSchedule) -> keras.optimizers.Optimizer:
+    """Builds the optimizer around ``schedule``. Call it under the strategy's scope.
+
+    Returns:
+        An unbuilt Keras optimizer; build it with the model's variables before the first step.
+    """
     if config.name == "adam":
         return keras.optimizers.Adam(learning_rate=schedule)
     if config.name == "adamw":

@@ -103,12 +103,12 @@ def run(
     with precision.policy(run_plan.precision), strategy.scope():
         keras.utils.set_random_seed(config.seed)
         model = models.build(config.model, input_shape=feature.shape, num_classes=num_classes)
-        optimizer = precision.wrap_optimizer(
-            optimizers.build(
-                config.optimizer, peak_learning_rate=run_plan.learning_rate, total_steps=run_plan.total_steps
-            ),
-            run_plan.precision,
+        schedule = optimizers.schedule(
+            config.optimizer, peak_learning_rate=run_plan.learning_rate, total_steps=run_plan.total_steps
         )
+        optimizer = precision.wrap_optimizer(optimizers.build(config.optimizer, schedule), run_plan.precision)
+        # Fault injection: NaN while injections remain, else 1.0 (see faults.nan_loss_at_step).
+        nan_value = tf.Variable(math.nan if config.faults.nan_loss_repeats else 1.0, trainable=False)
         # Build the optimizer's slots under the scope before the first step; built lazily inside the step, they
         # become placeholders that Mirrored replicas cannot feed.
         optimizer.build(model.trainable_variables)
@@ -138,6 +138,8 @@ def run(
             grad_accum_steps=run_plan.grad_accum_steps,
             clip_norm=config.train.clip_norm,
             jit_compile=config.train.jit_compile,
+            nan_at_step=config.faults.nan_loss_at_step,
+            nan_value=nan_value,
         ),
     )
     eval_fn = loop.make_eval_function(
@@ -157,6 +159,7 @@ def run(
             "steps_per_epoch": run_plan.steps_per_epoch,
         },
         batch=(run_plan.per_replica_batch_size, run_plan.grad_accum_steps),
+        learning_rate_scale=schedule.scale,
     )
     # Resume order: restore the newest valid checkpoint (model, optimizer, metrics, step), then cut the logs back to
     # its step, then rebuild the data at epoch step // steps_per_epoch and skip to batch step % steps_per_epoch.
@@ -180,11 +183,19 @@ def run(
     work.open_logs()
     if config.faults.preempt_at_step is not None:
         _say(work, f"tfkit: fault injection on: a preemption after step {config.faults.preempt_at_step}")
+    if config.faults.nan_loss_at_step is not None:
+        _say(
+            work,
+            f"tfkit: fault injection on: a non-finite loss in step {config.faults.nan_loss_at_step}, "
+            f"{config.faults.nan_loss_repeats} time(s)",
+        )
 
     elapsed_before = float(state.elapsed.numpy())
     session_train_started = time.monotonic()
     final: dict[str, float] = {}
     stop_reason: str | None = None
+    stop_detail: str | None = None
+    nan_retries = 0
     preemption = checkpoint.preemption_handler(strategy, state)
     guard = _memory_guard(config, train_schema, work)
     watch = stopping.StopWatch(
@@ -205,98 +216,131 @@ def run(
         watch.record_save(last_save - saved_at)
         checkpoint_seconds += last_save - saved_at
 
+    if step == 0:
+        save()  # a good state to come back to, should the first steps already diverge
     with guard, watch:
-        for epoch in range(step // run_plan.steps_per_epoch, run_plan.epochs):
-            position = step - epoch * run_plan.steps_per_epoch
-            if position == 0:
-                for metric in (train_loss, *train_metrics.values()):
-                    metric.reset_state()
-            iterator = iter(
-                strategy.distribute_datasets_from_function(
-                    data.dataset_fn(
-                        config.data.train,
-                        train_schema,
-                        config.data,
-                        per_replica_batch_size=run_plan.per_replica_batch_size,
-                        training=True,
-                        seed=config.seed,
-                        epoch=epoch,
-                        skip_batches=position * run_plan.micro_batches_per_pipeline,
+        while True:
+            try:
+                for epoch in range(step // run_plan.steps_per_epoch, run_plan.epochs):
+                    position = step - epoch * run_plan.steps_per_epoch
+                    if position == 0:
+                        for metric in (train_loss, *train_metrics.values()):
+                            metric.reset_state()
+                    iterator = iter(
+                        strategy.distribute_datasets_from_function(
+                            data.dataset_fn(
+                                config.data.train,
+                                train_schema,
+                                config.data,
+                                per_replica_batch_size=run_plan.per_replica_batch_size,
+                                training=True,
+                                seed=config.seed,
+                                epoch=epoch,
+                                skip_batches=position * run_plan.micro_batches_per_pipeline,
+                            )
+                        )
                     )
-                )
-            )
-            progress = _progress_bar(work, run_plan.steps_per_epoch)
-            epoch_started = time.perf_counter()
-            epoch_steps = 0
-            while position < run_plan.steps_per_epoch:
-                steps = _next_call_steps(config, run_plan, step=step, position=position)
-                call_started = time.monotonic()
-                loss = float(train_fn(iterator, tf.constant(steps)))
-                watch.record_call(time.monotonic() - call_started)
-                train_loss.update_state(loss, sample_weight=steps)
-                position += steps
-                epoch_steps += steps
-                step += steps
-                work.scalars(work.train_writer, step, {"loss": loss, "learning_rate": float(optimizer.learning_rate)})
-                if progress is not None:
-                    progress.update(position, [("loss", loss)])
-                if preemption is not None:
-                    state.step.assign(step)  # what the handler's own save records
-                    try:
-                        preemption.save_checkpoint_if_preempted(checkpoint_number=step)
-                    except checkpoint.CoordinatedPreemption:
-                        watch.preempted()
-                stop_reason = watch.reason(step_before=step - steps, step_after=step)
-                every = config.checkpoint.every_steps
-                minutes = config.checkpoint.every_minutes
-                due = (every and step % every == 0) or (minutes and time.monotonic() - last_save > 60 * minutes)
-                # A stop that lands on the epoch's last step first finishes the epoch (eval, history row, checkpoint)
-                # below: a checkpoint past the end of an epoch whose row was never written would lose the row.
-                mid_epoch = position < run_plan.steps_per_epoch
-                if mid_epoch and (stop_reason or due):
-                    save()
-                if mid_epoch and stop_reason:
+                    progress = _progress_bar(work, run_plan.steps_per_epoch)
+                    epoch_started = time.perf_counter()
+                    epoch_steps = 0
+                    while position < run_plan.steps_per_epoch:
+                        steps = _next_call_steps(config, run_plan, step=step, position=position)
+                        call_started = time.monotonic()
+                        loss = float(train_fn(iterator, tf.constant(steps)))
+                        if not math.isfinite(loss):
+                            raise _NonFinite(step + steps)
+                        watch.record_call(time.monotonic() - call_started)
+                        train_loss.update_state(loss, sample_weight=steps)
+                        position += steps
+                        epoch_steps += steps
+                        step += steps
+                        work.scalars(
+                            work.train_writer, step, {"loss": loss, "learning_rate": float(optimizer.learning_rate)}
+                        )
+                        if progress is not None:
+                            progress.update(position, [("loss", loss)])
+                        if preemption is not None:
+                            state.step.assign(step)  # what the handler's own save records
+                            try:
+                                preemption.save_checkpoint_if_preempted(checkpoint_number=step)
+                            except checkpoint.CoordinatedPreemption:
+                                watch.preempted()
+                        stop_reason = watch.reason(step_before=step - steps, step_after=step)
+                        every = config.checkpoint.every_steps
+                        minutes = config.checkpoint.every_minutes
+                        due = (every and step % every == 0) or (minutes and time.monotonic() - last_save > 60 * minutes)
+                        # A stop on the epoch's last step first finishes the epoch (eval, history row, checkpoint)
+                        # below: a checkpoint past the end of an epoch whose row was never written loses the row.
+                        mid_epoch = position < run_plan.steps_per_epoch
+                        if mid_epoch and (stop_reason or due):
+                            save()
+                        if mid_epoch and stop_reason:
+                            break
+                    if position < run_plan.steps_per_epoch:
+                        break
+                    seconds = time.perf_counter() - epoch_started
+                    train_values = {"loss": float(train_loss.result())}
+                    train_values.update({name: float(metric.result()) for name, metric in train_metrics.items()})
+                    eval_started = time.monotonic()
+                    eval_values = (
+                        _evaluate(
+                            eval_fn,
+                            strategy=strategy,
+                            config=config,
+                            run_plan=run_plan,
+                            schema=eval_schema,
+                            loss_metric=eval_loss,
+                            metrics=eval_metrics,
+                        )
+                        if eval_schema is not None
+                        else {}
+                    )
+                    watch.record_call(time.monotonic() - eval_started)
+                    final = eval_values or train_values
+                    _report_epoch(
+                        work,
+                        run_plan=run_plan,
+                        epoch=epoch,
+                        step=step,
+                        seconds=seconds,
+                        steps=epoch_steps,
+                        train_values=train_values,
+                        eval_values=eval_values,
+                        optimizer=optimizer,
+                        device_kind=selected.device_kind,
+                    )
+                    value = {**train_values, **{f"val_{name}": v for name, v in eval_values.items()}}[monitor_name]
+                    # The epoch's rows are written before its checkpoint: a kill in between resumes from the checkpoint
+                    # before, and rewind() removes the rows, so they are never duplicated or lost.
+                    save(best=value if state.improves(value, mode=monitor_mode) else None)
+                    stop_reason = stop_reason or watch.reason(step_before=step, step_after=step)
+                    if stop_reason:
+                        break
+
+                break
+            except _NonFinite as diverged:
+                # The in-memory state is poisoned; the newest checkpoint is the last good one.
+                nan_retries += 1
+                scale = float(schedule.scale.numpy())  # the checkpoint holds the scale from before this retry
+                state.restore()
+                step = int(state.step.numpy())
+                work.rewind(step)
+                if nan_retries > config.train.nan_retries:
+                    stop_reason = "nan"
+                    stop_detail = (
+                        f"the loss was not finite at step {diverged.step} after {config.train.nan_retries} "
+                        f"retr{'y' if config.train.nan_retries == 1 else 'ies'} at lower learning rates; the last "
+                        f"good checkpoint is step {step}. Lower optimizer.base_learning_rate or check the data."
+                    )
                     break
-            if position < run_plan.steps_per_epoch:
-                break
-            seconds = time.perf_counter() - epoch_started
-            train_values = {"loss": float(train_loss.result())}
-            train_values.update({name: float(metric.result()) for name, metric in train_metrics.items()})
-            eval_started = time.monotonic()
-            eval_values = (
-                _evaluate(
-                    eval_fn,
-                    strategy=strategy,
-                    config=config,
-                    run_plan=run_plan,
-                    schema=eval_schema,
-                    loss_metric=eval_loss,
-                    metrics=eval_metrics,
+                schedule.scale.assign(scale * config.train.nan_lr_factor)
+                nan_value.assign(math.nan if nan_retries < config.faults.nan_loss_repeats else 1.0)
+                _say(
+                    work,
+                    f"tfkit: the loss was not finite at step {diverged.step}; restored step {step} and retrying with "
+                    f"the learning rate x{float(schedule.scale.numpy()):g} (retry {nan_retries} of "
+                    f"{config.train.nan_retries})",
                 )
-                if eval_schema is not None
-                else {}
-            )
-            watch.record_call(time.monotonic() - eval_started)
-            final = eval_values or train_values
-            _report_epoch(
-                work,
-                run_plan=run_plan,
-                epoch=epoch,
-                step=step,
-                seconds=seconds,
-                steps=epoch_steps,
-                train_values=train_values,
-                eval_values=eval_values,
-                optimizer=optimizer,
-                device_kind=selected.device_kind,
-            )
-            value = {**train_values, **{f"val_{name}": v for name, v in eval_values.items()}}[monitor_name]
-            # The epoch's rows are written before its checkpoint: a kill in between resumes from the checkpoint
-            # before, and rewind() removes the rows, so they are never duplicated or lost.
-            save(best=value if state.improves(value, mode=monitor_mode) else None)
-            stop_reason = stop_reason or watch.reason(step_before=step, step_after=step)
-            if stop_reason:
-                break
 
     trained = elapsed_before + time.monotonic() - session_train_started
     summary = {
@@ -312,7 +356,9 @@ def run(
     if stop_reason:
         summary["stop_reason"] = stop_reason
     if stop_reason == "host_memory":
-        summary["stop_detail"] = guard.tripped
+        stop_detail = guard.tripped
+    if stop_detail:
+        summary["stop_detail"] = stop_detail
     work.write_summary(summary)
     work.close()
     if stop_reason:
@@ -322,7 +368,7 @@ def run(
         remaining_sessions = math.ceil((run_plan.total_steps - step) * seconds_per_step / session_length)
         _say(
             work,
-            (f"tfkit: {guard.tripped}\n" if stop_reason == "host_memory" else "")
+            (f"tfkit: {stop_detail}\n" if stop_detail else "")
             + f"tfkit: stopped ({stop_reason}) at step {step} of {run_plan.total_steps} ({100 * done:.1f}%), with a "
             f"checkpoint; trained {_hours(trained)} in all. Run the same command again to resume"
             + (f"; about {remaining_sessions} more session(s) of this length" if stop_reason == "time_limit" else "")
@@ -420,6 +466,12 @@ def _report_epoch(
         f"epoch {epoch + 1}/{run_plan.epochs}  {shown}  lr {learning_rate:.3g}  "
         f"{examples_per_second:,.0f} ex/s  host {memory.format_bytes(host)}  device {memory.format_bytes(device)}",
     )
+
+
+class _NonFinite(Exception):  # noqa: N818 - control flow of the NaN guard, never seen by users
+    def __init__(self, step: int) -> None:
+        super().__init__(step)
+        self.step = step
 
 
 def _resume_message(state: checkpoint.RunState, run_plan: plan.Plan, *, monitor_name: str) -> str:
