@@ -24,22 +24,10 @@ import psutil
 import tensorflow as tf
 from absl import flags
 
-from tfkit import distribute, precision
+from tfkit import distribute, memory, precision
 from tfkit.errors import UserError, run_cli
 
 _ACCELERATOR_FILES = ("/dev/nvidia", "/dev/accel", "/dev/vfio")
-
-
-def cgroup_memory_limit() -> int | None:
-    """The memory limit of this process's cgroup in bytes (v2 or v1), or None when there is none."""
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            text = Path(path).read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit() and int(text) < 2**60:  # v1 reports "no limit" as a huge number
-            return int(text)
-    return None
 
 
 def accelerator_holders(proc: str = "/proc") -> list[dict[str, Any]]:
@@ -98,8 +86,8 @@ def report(workdir: str = ".") -> dict[str, Any]:
                 "bfloat16": bool(capability and tuple(capability) >= (8, 0)),
             }
         )
-    memory = psutil.virtual_memory()
-    limit = cgroup_memory_limit()
+    host = psutil.virtual_memory()
+    limit = memory.cgroup_limit_bytes()
     tpu_address = distribute.tpu_signs()
     device_kind = "TPU" if tpu_address and tpu_support else ("GPU" if gpus else "CPU")
     capability = tuple(gpus[0]["compute_capability"]) if gpus and gpus[0]["compute_capability"] else None
@@ -130,8 +118,8 @@ def report(workdir: str = ".") -> dict[str, Any]:
             "tpu": {"signs": tpu_address, "usable": bool(tpu_address and tpu_support)},
         },
         "host_memory": {
-            "total_bytes": memory.total,
-            "available_bytes": memory.available,
+            "total_bytes": host.total,
+            "available_bytes": host.available,
             "cgroup_limit_bytes": limit,
         },
         "disk": {"workdir": str(Path(workdir).resolve()), "free_bytes": shutil.disk_usage(workdir).free},
