@@ -35,18 +35,16 @@ def per_example_loss(name: str, *, from_logits: bool) -> PerExampleLoss:
 
     def loss(labels: tf.Tensor, outputs: tf.Tensor) -> tf.Tensor:
         if name == "sparse_categorical_crossentropy":
-            values = keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=from_logits)
-        elif name == "binary_crossentropy":
-            labels = tf.reshape(tf.cast(labels, outputs.dtype), tf.shape(outputs))
-            values = keras.losses.binary_crossentropy(labels, outputs, from_logits=from_logits)
+            return reduce_to_examples(
+                keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=from_logits)
+            )
+        targets = tf.reshape(tf.cast(labels, outputs.dtype), tf.shape(outputs))  # masks and regression targets
+        if name == "binary_crossentropy":
+            values = keras.losses.binary_crossentropy(targets, outputs, from_logits=from_logits)
         elif name == "mse":
-            values = keras.losses.mean_squared_error(
-                tf.reshape(tf.cast(labels, outputs.dtype), tf.shape(outputs)), outputs
-            )
+            values = keras.losses.mean_squared_error(targets, outputs)
         else:
-            values = keras.losses.mean_absolute_error(
-                tf.reshape(tf.cast(labels, outputs.dtype), tf.shape(outputs)), outputs
-            )
+            values = keras.losses.mean_absolute_error(targets, outputs)
         return reduce_to_examples(values)
 
     return loss

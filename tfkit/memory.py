@@ -43,11 +43,14 @@ def format_bytes(value: int | None) -> str:
     """``1.2 GB``-style text, or ``n/a``."""
     if value is None:
         return "n/a"
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value = value / 1024  # type: ignore[assignment]
-    return f"{value:.1f} TB"
+    if value < 1024:
+        return f"{value} B"
+    size = float(value)
+    for unit in ("KB", "MB", "GB"):
+        size /= 1024
+        if size < 1024 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"
 
 
 def cgroup_limit_bytes() -> int | None:

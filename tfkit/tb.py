@@ -25,6 +25,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tfkit.errors import UserError, run_cli
 
 EVENTS_GLOB = "events.out.tfevents.*"
@@ -223,8 +225,6 @@ def plot(logdirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str])
 
 
 def _is_scalar(value: Any) -> bool:
-    import numpy as np
-
     if isinstance(value, (str, bytes)):
         return False
     array = np.asarray(value)

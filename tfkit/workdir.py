@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +87,12 @@ class Workdir:
                     writer.writerows(kept)
                 os.replace(temporary, self.history_path)
         for path in sorted((self.root / "logs").glob("*/events.out.tfevents.*")):
-            events = [tf.compat.v1.Event.FromString(raw.numpy()) for raw in tf.data.TFRecordDataset(str(path))]
-            if all(event.step <= step for event in events):
+            # Streamed, never held whole: one read to see whether anything is past the step, a second to rewrite.
+            if all(event.step <= step for event in _events(path)):
                 continue
             temporary = path.with_name(f".{path.name}.tmp")
             with tf.io.TFRecordWriter(str(temporary)) as writer:
-                for event in events:
+                for event in _events(path):
                     if event.step <= step:
                         writer.write(event.SerializeToString())
             os.replace(temporary, path)
@@ -119,3 +120,8 @@ class Workdir:
         for writer in (self.train_writer, self.eval_writer):
             writer.flush()
             writer.close()
+
+
+def _events(path: Path) -> Iterator[Any]:
+    for raw in tf.data.TFRecordDataset(str(path)):
+        yield tf.compat.v1.Event.FromString(raw.numpy())
