@@ -23,6 +23,9 @@ LOGICAL_CPUS = 4
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * LOGICAL_CPUS
 )
+# Initialise the runtime now: until then, a test's own split (--cpu_replicas 2) would replace this one, and the
+# next test asking for 4 would find 2. Any order of tests, or one test alone, then sees the same 4.
+assert len(tf.config.list_logical_devices("CPU")) == LOGICAL_CPUS
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS_CONFIG = REPO / "configs" / "digits.yaml"

@@ -8,6 +8,7 @@
       summary.json     status, strategy, batches, precision, steps, final metrics, wall time
       logs/train/      TensorBoard: loss, metrics, learning rate, examples/s, step time, memory
       logs/eval/       TensorBoard: eval loss and metrics
+      batch.json       the batch split the finder chose or an OOM recovery changed to; a resume uses it
       checkpoints/     tf.train.Checkpoint files
 
 Under MultiWorkerMirroredStrategy only the chief writes here; every other worker writes its own copy under
@@ -45,14 +46,17 @@ class Workdir:
         self.checkpoints = self.root / "checkpoints"
         self.history_path = self.root / "history.csv"
         self.summary_path = self.root / "summary.json"
+        self.batch_path = self.root / "batch.json"
         self.train_writer = tf.summary.create_noop_writer()
         self.eval_writer = tf.summary.create_noop_writer()
+        self._logs_open = False
 
     def open_logs(self) -> None:
         """Opens the TensorBoard writers (the chief's; other workers keep no-op writers). Call after ``rewind``."""
         if self.is_chief:
             self.train_writer = tf.summary.create_file_writer(str(self.root / "logs" / "train"))
             self.eval_writer = tf.summary.create_file_writer(str(self.root / "logs" / "eval"))
+            self._logs_open = True
 
     def write_config(self, config: config_lib.Config) -> None:
         """Writes the resolved config as ``config.yaml``."""
@@ -73,8 +77,13 @@ class Workdir:
         A session can log steps after its last checkpoint and then die. The resumed run does those steps again, so
         they are removed first: ``history.csv`` rows and TensorBoard events past ``step`` go, and the logs continue
         with no gap and no duplicate. Each file is rewritten under a temporary name and renamed, so a kill during a
-        rewind loses nothing that the checkpoint does not cover.
+        rewind loses nothing that the checkpoint does not cover. Open TensorBoard writers (a recovery in the middle of
+        a session) are closed first and opened again after, on new files: a writer left open would go on writing to
+        the file the rewrite replaced.
         """
+        reopen = self._logs_open
+        if reopen:
+            self.close()
         if self.history_path.exists():
             with self.history_path.open(newline="") as handle:
                 rows = list(csv.DictReader(handle))
@@ -96,18 +105,24 @@ class Workdir:
                     if event.step <= step:
                         writer.write(event.SerializeToString())
             os.replace(temporary, path)
+        if reopen:
+            self.open_logs()
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Writes ``summary.json`` atomically, so a reader never sees half a file."""
-        temporary = self.summary_path.with_name(".summary.json.tmp")
-        temporary.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(temporary, self.summary_path)
+        _write_json(self.summary_path, summary)
 
     def read_summary(self) -> dict[str, Any] | None:
         """The summary of an earlier session, or None."""
-        if not self.summary_path.exists():
-            return None
-        return json.loads(self.summary_path.read_text())
+        return _read_json(self.summary_path)
+
+    def write_batch(self, batch: dict[str, Any]) -> None:
+        """Writes ``batch.json``: the split in force when it did not come from the config as written."""
+        _write_json(self.batch_path, batch)
+
+    def read_batch(self) -> dict[str, Any] | None:
+        """The stored batch split, or None."""
+        return _read_json(self.batch_path)
 
     def scalars(self, writer: Any, step: int, values: dict[str, float]) -> None:
         """Writes scalars to one TensorBoard writer at ``step``."""
@@ -120,6 +135,19 @@ class Workdir:
         for writer in (self.train_writer, self.eval_writer):
             writer.flush()
             writer.close()
+        self._logs_open = False
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
 
 
 def _events(path: Path) -> Iterator[Any]:
