@@ -93,9 +93,11 @@ class TrainConfig:
 
     Attributes:
         epochs: Passes over the training split; converted to steps once, when the run is planned.
-        per_replica_batch_size: Examples per replica per micro-batch (the TPU idiom). Exclusive with
-            ``global_batch_size``.
-        global_batch_size: Examples per optimizer step over all replicas. Exclusive with ``per_replica_batch_size``.
+        per_replica_batch_size: Examples per replica per micro-batch (the TPU idiom), or ``auto``: the largest that
+            fits in ``memory.device_fraction``, found with real trial steps before training (see tfkit.autobatch).
+            An integer is exclusive with ``global_batch_size``; ``auto`` with a ``global_batch_size`` finds how to
+            split that batch into per-replica batches and accumulation steps.
+        global_batch_size: Examples per optimizer step over all replicas.
         grad_accum_steps: Micro-batches accumulated into one optimizer step.
         steps_per_execution: Optimizer steps run inside one ``tf.function`` call.
         jit_compile: Compile the step with XLA.
@@ -108,7 +110,7 @@ class TrainConfig:
     """
 
     epochs: int = 10
-    per_replica_batch_size: int | None = None
+    per_replica_batch_size: int | Literal["auto"] | None = None
     global_batch_size: int | None = None
     grad_accum_steps: int = 1
     steps_per_execution: int = 1
@@ -146,9 +148,12 @@ class MemoryConfig:
         host_limit: Stop cleanly (checkpoint, exit 75) when the process tree's resident memory passes this: a share
             of the memory the process can have (RAM, or the container's cgroup limit if smaller), e.g. ``85%``, or
             a size such as ``6GB``.
+        device_fraction: The share of accelerator memory (host memory on CPU) that
+            ``train.per_replica_batch_size: auto`` may fill.
     """
 
     host_limit: str = "85%"
+    device_fraction: float = 0.8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,11 +164,14 @@ class FaultsConfig:
         preempt_at_step: Behave as if SIGTERM arrived once this optimizer step is done (a preemption).
         nan_loss_at_step: Make the loss (and so the gradients and weights) non-finite in this optimizer step.
         nan_loss_repeats: How many times that happens: each retry of the step sees it again until this is used up.
+        oom_above_per_replica_batch: Make the compiled step raise ``ResourceExhaustedError`` whenever the per-replica
+            batch is above this, as a device that is out of memory does (0: every batch runs out).
     """
 
     preempt_at_step: int | None = None
     nan_loss_at_step: int | None = None
     nan_loss_repeats: int = 1
+    oom_above_per_replica_batch: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,7 +301,8 @@ def validate(config: Config) -> None:
         UserError: Naming the keys and how to fix them.
     """
     train = config.train
-    if train.per_replica_batch_size is not None and train.global_batch_size is not None:
+    auto = train.per_replica_batch_size == "auto"
+    if not auto and train.per_replica_batch_size is not None and train.global_batch_size is not None:
         raise UserError(
             "config keys 'train.per_replica_batch_size' and 'train.global_batch_size' are both set "
             f"(received {train.per_replica_batch_size} and {train.global_batch_size}); expected exactly one: "
@@ -304,9 +313,11 @@ def validate(config: Config) -> None:
             "neither 'train.per_replica_batch_size' nor 'train.global_batch_size' is set; expected exactly one, "
             "e.g. --set train.per_replica_batch_size=32."
         )
-    positive = {
+    positive: dict[str, int | None] = {
         "train.epochs": train.epochs,
-        "train.per_replica_batch_size": train.per_replica_batch_size,
+        "train.per_replica_batch_size": train.per_replica_batch_size
+        if isinstance(train.per_replica_batch_size, int)
+        else None,
         "train.global_batch_size": train.global_batch_size,
         "train.grad_accum_steps": train.grad_accum_steps,
         "train.steps_per_execution": train.steps_per_execution,
@@ -319,9 +330,10 @@ def validate(config: Config) -> None:
         "optimizer.warmup_steps": config.optimizer.warmup_steps,
         "data.shuffle_buffer": config.data.shuffle_buffer,
         "distribute.cpu_replicas": config.distribute.cpu_replicas,
+        "faults.oom_above_per_replica_batch": config.faults.oom_above_per_replica_batch,
     }
     for key, value in non_negative.items():
-        if value < 0:
+        if value is not None and value < 0:
             raise UserError(f"config key '{key}': received {value}; expected an integer of at least 0.")
     if config.optimizer.base_learning_rate <= 0:
         raise UserError(
@@ -362,6 +374,11 @@ def validate(config: Config) -> None:
     if config.train.time_limit is not None:
         duration_seconds(config.train.time_limit, key="train.time_limit")
     size_limit(config.memory.host_limit, budget=1, key="memory.host_limit")
+    if not 0 < config.memory.device_fraction <= 1:
+        raise UserError(
+            f"config key 'memory.device_fraction': received {config.memory.device_fraction}; expected a share in "
+            "(0, 1], e.g. 0.8."
+        )
     if {"psnr", "ssim"} & set(config.task.metrics) and config.task.data_range is None:
         raise UserError(
             "config key 'task.data_range' is not set, and psnr/ssim need it; expected 0-1, 0-255 or -1-1: the range "
@@ -526,6 +543,12 @@ def _build(cls: type, tree: Any, *, prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def _expectation(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return " or ".join(map(str, typing.get_args(hint)))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
+
+
 def _convert(hint: Any, value: Any, *, key: str) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
@@ -535,7 +558,13 @@ def _convert(hint: Any, value: Any, *, key: str) -> Any:
         if value is None and type(None) in options:
             return None
         inner = [option for option in options if option is not type(None)]
-        return _convert(inner[0], value, key=key)
+        if len(inner) == 1:
+            return _convert(inner[0], value, key=key)
+        for option in inner:  # e.g. an integer or "auto"
+            with contextlib.suppress(UserError):
+                return _convert(option, value, key=key)
+        expected = " or ".join(_expectation(option) for option in inner)
+        raise UserError(f"config key '{key}': received {_describe(value)}; expected {expected}.")
     if origin is Literal:
         allowed = typing.get_args(hint)
         if value not in allowed:

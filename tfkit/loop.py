@@ -89,6 +89,7 @@ class StepSettings:
         jit_compile: Compile each micro-batch's forward and backward pass with XLA.
         nan_at_step: Fault injection: in this optimizer step (counted from 1), multiply the loss by ``nan_value``.
         nan_value: A variable that holds NaN while injections remain, else 1.0.
+        oom_above_per_replica_batch: Fault injection: fail with ``ResourceExhaustedError`` above this batch.
     """
 
     global_batch_size: int
@@ -97,6 +98,63 @@ class StepSettings:
     jit_compile: bool = False
     nan_at_step: int | None = None
     nan_value: tf.Variable | None = None
+    oom_above_per_replica_batch: int | None = None
+
+
+def make_forward_backward(
+    *,
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    loss_fn: PerExampleLoss,
+    settings: StepSettings,
+    replicas: int,
+) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, list, tf.Tensor]]:
+    """Returns one replica's micro-batch pass, ``(x, y, weights) -> (loss, grads, outputs)``.
+
+    The training step and the batch finder's trials (tfkit.autobatch) run this same function, so a trial needs the
+    memory a real step needs.
+    """
+    variables = model.trainable_variables
+    inverse_global_batch = 1.0 / settings.global_batch_size
+    regularization_share = 1.0 / (replicas * settings.grad_accum_steps)
+
+    def forward_backward(x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, list, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            outputs = tf.cast(model(x, training=True), tf.float32)
+            loss = tf.reduce_sum(loss_fn(y, outputs) * weights) * inverse_global_batch
+            if model.losses:
+                loss += tf.add_n(model.losses) * regularization_share
+            if settings.nan_at_step is not None and settings.nan_value is not None:
+                # Poison this step for real: the gradients, and then the weights, become non-finite too.
+                hit = tf.equal(optimizer.iterations + 1, settings.nan_at_step)
+                loss *= tf.where(hit, settings.nan_value, tf.constant(1.0))
+            scaled = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return loss, grads, outputs
+
+    compiled = tf.function(forward_backward, jit_compile=True) if settings.jit_compile else forward_backward
+    threshold = settings.oom_above_per_replica_batch
+    if threshold is None:
+        return compiled
+
+    def with_fault(x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, list, tf.Tensor]:
+        if x.shape[0] is not None and x.shape[0] > threshold:  # outside XLA, which cannot run Python
+            _inject_oom(x.shape[0], threshold)
+        return compiled(x, y, weights)
+
+    return with_fault
+
+
+def _inject_oom(batch: int, threshold: int) -> None:
+    """faults.oom_above_per_replica_batch: a stateful op in the step that fails as an exhausted device does."""
+
+    def fail() -> None:
+        # tf.py_function turns a Python MemoryError into ResourceExhaustedError, the error a device OOM raises.
+        raise MemoryError(
+            f"injected out-of-memory: per-replica batch {batch} is above faults.oom_above_per_replica_batch {threshold}"
+        )
+
+    tf.py_function(fail, [], [])
 
 
 def make_train_function(
@@ -123,24 +181,9 @@ def make_train_function(
     """
     variables = model.trainable_variables
     replicas = strategy.num_replicas_in_sync
-    inverse_global_batch = 1.0 / settings.global_batch_size
-    regularization_share = 1.0 / (replicas * settings.grad_accum_steps)
-
-    def forward_backward(x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, list, tf.Tensor]:
-        with tf.GradientTape() as tape:
-            outputs = tf.cast(model(x, training=True), tf.float32)
-            loss = tf.reduce_sum(loss_fn(y, outputs) * weights) * inverse_global_batch
-            if model.losses:
-                loss += tf.add_n(model.losses) * regularization_share
-            if settings.nan_at_step is not None and settings.nan_value is not None:
-                # Poison this step for real: the gradients, and then the weights, become non-finite too.
-                hit = tf.equal(optimizer.iterations + 1, settings.nan_at_step)
-                loss *= tf.where(hit, settings.nan_value, tf.constant(1.0))
-            scaled = optimizer.scale_loss(loss)
-        grads = tape.gradient(scaled, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        return loss, grads, outputs
-
-    compiled = tf.function(forward_backward, jit_compile=True) if settings.jit_compile else forward_backward
+    compiled = make_forward_backward(
+        model=model, optimizer=optimizer, loss_fn=loss_fn, settings=settings, replicas=replicas
+    )
 
     def replica_step(micro_batches: tuple) -> tf.Tensor:
         total = tf.constant(0.0)

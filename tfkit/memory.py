@@ -10,6 +10,8 @@ the notebook kernel with it.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -36,6 +38,27 @@ def device_peak_bytes(device_kind: str) -> int | None:
     try:
         return int(tf.config.experimental.get_memory_info(f"{device_kind}:0")["peak"])
     except (ValueError, tf.errors.OpError):
+        return None
+
+
+def device_total_bytes(device_kind: str, index: int = 0) -> int | None:
+    """Total memory of one accelerator, or None when it cannot be read locally.
+
+    TensorFlow reports what its allocator holds, not the card's size; for a GPU the size comes from ``nvidia-smi``
+    (a local query, no network).
+    """
+    if device_kind != "GPU" or shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        output = subprocess.run(
+            ["nvidia-smi", f"--id={index}", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        return int(float(output.strip().splitlines()[0]) * 2**20)  # MiB
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
 
 

@@ -60,6 +60,14 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.total_steps = int(total_steps)
         self.decay = decay
 
+    def retarget(self, *, peak: float, total_steps: int) -> None:
+        """Sets the peak and length once the batch is final (the batch finder runs after the optimizer is built).
+
+        Call it before the training step is first traced; the step reads these as constants.
+        """
+        self.peak = float(peak)
+        self.total_steps = int(total_steps)
+
     def __call__(self, step: tf.Tensor) -> tf.Tensor:
         """Returns the rate for the optimizer step ``step`` (counted from 0)."""
         step = tf.cast(step, tf.float32)

@@ -59,13 +59,15 @@ class Plan:
         return dataclasses.asdict(self)
 
 
-def make(config: Config, *, selected: Selected, train_schema: Schema) -> Plan:
+def make(config: Config, *, selected: Selected, train_schema: Schema, batch: tuple[int, int] | None = None) -> Plan:
     """Derives the plan.
 
     Args:
         config: The run config.
         selected: The strategy in use.
         train_schema: The training split's schema, for its record counts per shard.
+        batch: The (per-replica batch, accumulation steps) split to use instead of the config's: the batch
+            finder's choice, or the split stored with the run. Required when the config says ``auto``.
 
     Returns:
         The plan.
@@ -77,8 +79,12 @@ def make(config: Config, *, selected: Selected, train_schema: Schema) -> Plan:
     replicas = selected.replicas
     pipelines = input_pipelines(selected)
     accum = train.grad_accum_steps
-    if train.per_replica_batch_size is not None:
+    if batch is not None:
+        per_replica, accum = batch
+    elif isinstance(train.per_replica_batch_size, int):
         per_replica = train.per_replica_batch_size
+    elif train.per_replica_batch_size == "auto":
+        raise ValueError("plan.make needs the batch that the finder chose for per_replica_batch_size: auto")
     else:
         global_batch = train.global_batch_size or 0  # validated: exactly one batch key is set
         divisor = replicas * accum

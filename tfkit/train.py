@@ -13,9 +13,11 @@ summary instead of exiting.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +29,20 @@ import psutil
 import tensorflow as tf
 from absl import flags
 
-from tfkit import checkpoint, data, distribute, loop, memory, models, optimizers, plan, precision, resources, stopping
+from tfkit import (
+    autobatch,
+    checkpoint,
+    data,
+    distribute,
+    loop,
+    memory,
+    models,
+    optimizers,
+    plan,
+    precision,
+    resources,
+    stopping,
+)
 from tfkit import config as config_lib
 from tfkit.errors import Stopped, UserError, run_cli
 from tfkit.workdir import Workdir
@@ -70,7 +85,8 @@ def run(
 
     Returns:
         The summary also written to ``summary.json``: ``status`` is ``completed``, or ``stopped`` with a
-        ``stop_reason`` (a signal, the time limit) after a checkpoint, for a run that the same call resumes.
+        ``stop_reason`` (a signal, the time limit, host memory, device memory, a non-finite loss) after a
+        checkpoint, for a run that the same call resumes.
 
     Raises:
         UserError: Bad input: a config key, missing data, no TPU.
@@ -80,7 +96,8 @@ def run(
     selected = distribute.select(config.distribute, tpu_resolver=tpu_resolver)
     train_schema = data.load_schema(config.data.train, config.data)
     eval_schema = data.load_schema(config.data.eval, config.data) if config.data.eval else None
-    run_plan = plan.make(config, selected=selected, train_schema=train_schema)
+    # Checked before anything is written: a batch that cannot divide or a split too small to fill a batch.
+    provisional = plan.make(config, selected=selected, train_schema=train_schema, batch=_provisional_batch(config))
     run_root = Path(workdir or Path("runs") / config.name)
     if restart and selected.is_chief and run_root.exists() and any(run_root.iterdir()):
         kept = run_root.with_name(f"{run_root.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -88,297 +105,628 @@ def run(
         print(f"tfkit: starting over; the previous run is kept in {kept}")
     work = Workdir(run_root, is_chief=selected.is_chief, task_id=selected.task_id)
     work.write_config(config)
-    _say(
-        work,
-        f"tfkit: {run_plan.strategy} with {run_plan.replicas} replica(s) on {selected.device_kind}; batch "
-        f"{run_plan.per_replica_batch_size}/replica x {run_plan.replicas} x {run_plan.grad_accum_steps} accum = "
-        f"{run_plan.global_batch_size} global; {run_plan.precision}; {run_plan.epochs} epoch(s) of "
-        f"{run_plan.steps_per_epoch} steps; peak lr {run_plan.learning_rate:.3g}; workdir {work.root}",
+    trainer = Trainer(
+        config,
+        selected=selected,
+        work=work,
+        train_schema=train_schema,
+        eval_schema=eval_schema,
+        provisional=provisional,
+        started=started,
     )
+    return trainer.fit()
 
-    strategy = selected.strategy
-    feature = train_schema.features[config.data.features]
-    label = train_schema.features[config.data.label]
-    num_classes = config.model.num_classes or label.num_classes or max(1, math.prod(label.shape))
-    with precision.policy(run_plan.precision), strategy.scope():
-        keras.utils.set_random_seed(config.seed)
-        model = models.build(config.model, input_shape=feature.shape, num_classes=num_classes)
-        schedule = optimizers.schedule(
-            config.optimizer, peak_learning_rate=run_plan.learning_rate, total_steps=run_plan.total_steps
+
+def find_batch(
+    config_or_path: ConfigSource = None, overrides: Sequence[str] = (), *, tpu_resolver: Any = None
+) -> dict[str, Any]:
+    """Runs the batch finder for a config as ``train.per_replica_batch_size: auto`` would, without training.
+
+    The trials run in a temporary run folder, so nothing of a real run is touched. ``python -m tfkit.doctor
+    --config`` reports this.
+
+    Returns:
+        ``per_replica_batch_size``, ``grad_accum_steps``, ``global_batch_size`` and the finder's ``reason`` and
+        ``trials``.
+    """
+    base = _load_config(config_or_path, overrides)
+    values = config_lib.to_dict(base)
+    values["train"]["per_replica_batch_size"] = "auto"
+    if base.train.per_replica_batch_size is not None:
+        values["train"]["global_batch_size"] = None  # a fixed per-replica batch: find one instead
+    config = config_lib.load(None, values=values)
+    selected = distribute.select(config.distribute, tpu_resolver=tpu_resolver)
+    train_schema = data.load_schema(config.data.train, config.data)
+    provisional = plan.make(config, selected=selected, train_schema=train_schema, batch=_provisional_batch(config))
+    with tempfile.TemporaryDirectory(prefix="tfkit-batch-") as folder:
+        trainer = Trainer(
+            config,
+            selected=selected,
+            work=Workdir(folder, is_chief=selected.is_chief, task_id=selected.task_id),
+            train_schema=train_schema,
+            eval_schema=None,
+            provisional=provisional,
+            started=time.monotonic(),
         )
-        optimizer = precision.wrap_optimizer(optimizers.build(config.optimizer, schedule), run_plan.precision)
-        # Fault injection: NaN while injections remain, else 1.0 (see faults.nan_loss_at_step).
-        nan_value = tf.Variable(math.nan if config.faults.nan_loss_repeats else 1.0, trainable=False)
-        # Build the optimizer's slots under the scope before the first step; built lazily inside the step, they
-        # become placeholders that Mirrored replicas cannot feed.
-        optimizer.build(model.trainable_variables)
-        train_metrics = loop.make_metrics(
-            config.task.metrics,
-            loss=config.task.loss,
-            from_logits=config.task.from_logits,
-            data_range=config.task.data_range,
-        )
-        eval_metrics = loop.make_metrics(
-            config.task.metrics,
-            loss=config.task.loss,
-            from_logits=config.task.from_logits,
-            data_range=config.task.data_range,
-        )
-        eval_loss = keras.metrics.Mean(name="loss")
-        train_loss = keras.metrics.Mean(name="loss")  # the epoch's mean of the per-call losses; checkpointed
-    loss_fn = loop.per_example_loss(config.task.loss, from_logits=config.task.from_logits)
-    train_fn = loop.make_train_function(
-        strategy=strategy,
-        model=model,
-        optimizer=optimizer,
-        loss_fn=loss_fn,
-        metrics=train_metrics,
-        settings=loop.StepSettings(
-            global_batch_size=run_plan.global_batch_size,
-            grad_accum_steps=run_plan.grad_accum_steps,
-            clip_norm=config.train.clip_norm,
-            jit_compile=config.train.jit_compile,
-            nan_at_step=config.faults.nan_loss_at_step,
-            nan_value=nan_value,
-        ),
-    )
-    eval_fn = loop.make_eval_function(
-        strategy=strategy, model=model, loss_fn=loss_fn, loss_metric=eval_loss, metrics=eval_metrics
-    )
-    state = checkpoint.RunState(
-        model=model,
-        optimizer=optimizer,
-        metrics=[train_loss, *train_metrics.values()],
-        directory=work.checkpoints,
-        keep=config.checkpoint.keep,
-        identity={
-            "model": config.model.name,
-            "input_shape": list(feature.shape),
-            "num_classes": num_classes,
-            "global_batch_size": run_plan.global_batch_size,
-            "steps_per_epoch": run_plan.steps_per_epoch,
-        },
-        batch=(run_plan.per_replica_batch_size, run_plan.grad_accum_steps),
-        learning_rate_scale=schedule.scale,
-    )
-    # Resume order: restore the newest valid checkpoint (model, optimizer, metrics, step), then cut the logs back to
-    # its step, then rebuild the data at epoch step // steps_per_epoch and skip to batch step % steps_per_epoch.
-    previous = work.read_summary()
-    monitor_name, monitor_mode = config_lib.monitored(config)
-    if state.restore():
-        step = int(state.step.numpy())
-        if previous and previous.get("status") == "completed" and step >= run_plan.total_steps:
-            _say(
-                work,
-                f"tfkit: this run already completed {step} steps in {work.root}; nothing to do "
-                "(--restart trains again).",
+    record = trainer.batch_record
+    return {key: record[key] for key in ("per_replica_batch_size", "grad_accum_steps", "global_batch_size")} | {
+        "reason": record["finder"]["reason"],
+        "trials": record["finder"]["trials"],
+    }
+
+
+class Trainer:
+    """One session of a run: builds everything once, trains epoch by epoch, and recovers from what it can.
+
+    Recoveries all go back to the newest checkpoint, the last good state: a non-finite loss retries at a lower
+    learning rate (the NaN guard); an exhausted device halves the per-replica batch and doubles the accumulation, so
+    the global batch and the schedule stay the same, and rebuilds the step and the input pipeline. Stops (a signal,
+    the time limit, the host-memory guard, a recovery that ran out of options) checkpoint and end the session with
+    ``status: stopped``.
+
+    Args:
+        config: The run's config.
+        selected: The strategy in use.
+        work: The run folder.
+        train_schema: The training split's schema.
+        eval_schema: The eval split's schema, or None.
+        provisional: The plan from the config alone (with ``auto``, a placeholder batch); the model and optimizer
+            are built with it before the batch is final.
+        started: ``time.monotonic()`` when the session began, for the time limit.
+    """
+
+    def __init__(
+        self,
+        config: config_lib.Config,
+        *,
+        selected: distribute.Selected,
+        work: Workdir,
+        train_schema: Any,
+        eval_schema: Any,
+        provisional: plan.Plan,
+        started: float,
+    ) -> None:
+        self.config = config
+        self.selected = selected
+        self.strategy = selected.strategy
+        self.work = work
+        self.train_schema = train_schema
+        self.eval_schema = eval_schema
+        self.started = started
+        self.feature = train_schema.features[config.data.features]
+        self.label = train_schema.features[config.data.label]
+        self.num_classes = config.model.num_classes or self.label.num_classes or max(1, math.prod(self.label.shape))
+        task = config.task
+        with precision.policy(provisional.precision), self.strategy.scope():
+            keras.utils.set_random_seed(config.seed)
+            self.model = models.build(config.model, input_shape=self.feature.shape, num_classes=self.num_classes)
+            self.schedule = optimizers.schedule(
+                config.optimizer, peak_learning_rate=provisional.learning_rate, total_steps=provisional.total_steps
             )
-            return previous
-        _say(work, _resume_message(state, run_plan, monitor_name=monitor_name))
-        state.batch.assign((run_plan.per_replica_batch_size, run_plan.grad_accum_steps))
-    else:
-        step = 0
-    session_first_step = step
-    work.rewind(step)
-    work.open_logs()
-    if config.faults.preempt_at_step is not None:
-        _say(work, f"tfkit: fault injection on: a preemption after step {config.faults.preempt_at_step}")
-    if config.faults.nan_loss_at_step is not None:
+            self.optimizer = precision.wrap_optimizer(
+                optimizers.build(config.optimizer, self.schedule), provisional.precision
+            )
+            # Fault injection: NaN while injections remain, else 1.0 (see faults.nan_loss_at_step).
+            self.nan_value = tf.Variable(math.nan if config.faults.nan_loss_repeats else 1.0, trainable=False)
+            # Build the optimizer's slots under the scope before the first step; built lazily inside the step,
+            # they become placeholders that Mirrored replicas cannot feed. Built here, the batch finder's trials
+            # also count their memory.
+            self.optimizer.build(self.model.trainable_variables)
+            self.train_metrics, self.eval_metrics = (
+                loop.make_metrics(
+                    task.metrics, loss=task.loss, from_logits=task.from_logits, data_range=task.data_range
+                )
+                for _ in range(2)
+            )
+            self.eval_loss = keras.metrics.Mean(name="loss")
+            self.train_loss = keras.metrics.Mean(name="loss")  # the epoch's mean of the per-call losses
+        self.loss_fn = loop.per_example_loss(config.task.loss, from_logits=config.task.from_logits)
+        self.batch_record = self._choose_batch(provisional)
+        self.plan = plan.make(
+            config,
+            selected=selected,
+            train_schema=train_schema,
+            batch=(self.batch_record["per_replica_batch_size"], self.batch_record["grad_accum_steps"]),
+        )
+        self.schedule.retarget(peak=self.plan.learning_rate, total_steps=self.plan.total_steps)
+        self.train_fn = self._make_train_function()
+        self.eval_fn = loop.make_eval_function(
+            strategy=self.strategy,
+            model=self.model,
+            loss_fn=self.loss_fn,
+            loss_metric=self.eval_loss,
+            metrics=self.eval_metrics,
+        )
+        self.state = checkpoint.RunState(
+            model=self.model,
+            optimizer=self.optimizer,
+            metrics=[self.train_loss, *self.train_metrics.values()],
+            directory=work.checkpoints,
+            keep=config.checkpoint.keep,
+            identity={
+                "model": config.model.name,
+                "input_shape": list(self.feature.shape),
+                "num_classes": self.num_classes,
+                "global_batch_size": self.plan.global_batch_size,
+                "steps_per_epoch": self.plan.steps_per_epoch,
+            },
+            batch=(self.plan.per_replica_batch_size, self.plan.grad_accum_steps),
+            learning_rate_scale=self.schedule.scale,
+        )
+        self.step = 0
+        self.final: dict[str, float] = {}
+        self.stop_reason: str | None = None
+        self.stop_detail: str | None = None
+        self.nan_retries = 0
+        self.checkpoint_seconds = 0.0
+        self.last_save = time.monotonic()
+        self.elapsed_before = 0.0
+        self.session_train_started = time.monotonic()
+
+    # --- the batch -----------------------------------------------------------------------------------------------
+
+    def _choose_batch(self, provisional: plan.Plan) -> dict[str, Any]:
+        """The split to train with: the one stored with the run, the finder's, or the config's. See batch.json."""
+        train = self.config.train
+        auto = train.per_replica_batch_size == "auto"
+        replicas = self.selected.replicas
+        saved = self.work.read_batch()
+        if auto:
+            target = train.global_batch_size or (saved or {}).get("global_batch_size")
+        else:
+            target = provisional.global_batch_size
+        if saved and saved.get("global_batch_size") == target and saved.get("replicas") == replicas:
+            _say(
+                self.work,
+                f"tfkit: using the batch split stored with this run ({self.work.batch_path.name}, from "
+                f"{saved['source']}): {saved['per_replica_batch_size']}/replica x {saved['grad_accum_steps']} "
+                "accumulation",
+            )
+            return saved
+        record: dict[str, Any] = {
+            "per_replica_batch_size": provisional.per_replica_batch_size,
+            "grad_accum_steps": provisional.grad_accum_steps,
+            "global_batch_size": provisional.global_batch_size,
+            "replicas": replicas,
+            "source": "config",
+            "oom_recoveries": [],
+        }
+        if not auto:
+            return record
+        choice = self._find_batch(target)
+        record.update(
+            per_replica_batch_size=choice.per_replica_batch_size,
+            grad_accum_steps=choice.grad_accum_steps,
+            global_batch_size=choice.per_replica_batch_size * replicas * choice.grad_accum_steps,
+            source="auto",
+            finder=choice.to_dict(),
+        )
+        self.work.write_batch(record)
+        return record
+
+    def _find_batch(self, global_batch: int | None) -> autobatch.Choice:
+        """Runs the batch finder; see tfkit.autobatch."""
+        config = self.config
+        replicas = self.selected.replicas
+        accum = config.train.grad_accum_steps
+        runner = autobatch.TrialRunner(
+            strategy=self.strategy,
+            model=self.model,
+            forward_backward=loop.make_forward_backward(
+                model=self.model,
+                optimizer=self.optimizer,
+                loss_fn=self.loss_fn,
+                settings=self._step_settings(global_batch_size=replicas, grad_accum_steps=1),
+                replicas=replicas,
+            ),
+            feature=self.feature,
+            label=self.label,
+            device_kind=self.selected.device_kind,
+            fraction=config.memory.device_fraction,
+        )
+        pipelines = plan.input_pipelines(self.selected)
+        shards = self.train_schema.shards
+        fewest = min(sum(shard["records"] for shard in shards[index::pipelines]) for index in range(pipelines))
+        per_replica_data = max(1, fewest // (replicas // pipelines))  # one full step per epoch at least
+        if global_batch:
+            if global_batch % replicas:
+                raise UserError(
+                    f"config key 'train.global_batch_size': received {global_batch}, which does not divide over "
+                    f"{replicas} replicas; expected a multiple of {replicas}."
+                )
+            share = global_batch // replicas
+            best, trials = autobatch.search(runner, upper=share, candidates=autobatch.divisors(share))
+            kind = f"the largest divisor of the per-replica share {share} of the global batch {global_batch}"
+        else:
+            upper = min(autobatch.MAX_PER_REPLICA, per_replica_data // accum)
+            tpu = self.selected.device_kind == "TPU"
+            best, trials = autobatch.search(runner, upper=upper, multiple_above_128=128 if tpu else 8)
+            kind = (
+                f"the largest batch up to {upper} (the smaller of the finder's cap, {autobatch.MAX_PER_REPLICA}, and "
+                "one step's worth of data)"
+            )
+        tried = ", ".join(trial.describe() for trial in trials)
+        if best is None:
+            raise UserError(
+                f"train.per_replica_batch_size auto: not even a batch of {trials[-1].batch} fits ({tried}); "
+                "expected a model that fits the device. Use mixed precision, a smaller model or input size, or free "
+                "the device (python -m tfkit.doctor lists what holds it)."
+            )
+        if global_batch:
+            accum = global_batch // replicas // best
+        reason = f"{kind} that fits in {runner.limit_text}"
+        _say(
+            self.work,
+            f"tfkit: batch finder: tried {tried}; chose {best}/replica x {accum} accumulation: {reason}",
+        )
+        return autobatch.Choice(
+            per_replica_batch_size=best, grad_accum_steps=accum, reason=reason, trials=tuple(trials)
+        )
+
+    def _step_settings(self, *, global_batch_size: int, grad_accum_steps: int) -> loop.StepSettings:
+        faults = self.config.faults
+        return loop.StepSettings(
+            global_batch_size=global_batch_size,
+            grad_accum_steps=grad_accum_steps,
+            clip_norm=self.config.train.clip_norm,
+            jit_compile=self.config.train.jit_compile,
+            nan_at_step=faults.nan_loss_at_step,
+            nan_value=self.nan_value,
+            oom_above_per_replica_batch=faults.oom_above_per_replica_batch,
+        )
+
+    def _make_train_function(self) -> Any:
+        return loop.make_train_function(
+            strategy=self.strategy,
+            model=self.model,
+            optimizer=self.optimizer,
+            loss_fn=self.loss_fn,
+            metrics=self.train_metrics,
+            settings=self._step_settings(
+                global_batch_size=self.plan.global_batch_size, grad_accum_steps=self.plan.grad_accum_steps
+            ),
+        )
+
+    def _log_batch(self, step: int) -> None:
+        """Logs the split in force from optimizer step ``step`` on (the first step it trains)."""
+        self.work.scalars(
+            self.work.train_writer,
+            step,
+            {
+                "per_replica_batch_size": float(self.plan.per_replica_batch_size),
+                "grad_accum_steps": float(self.plan.grad_accum_steps),
+            },
+        )
+
+    # --- the session ---------------------------------------------------------------------------------------------
+
+    def fit(self) -> dict[str, Any]:
+        """Resumes or starts, trains to the end or to a stop, and returns the summary."""
+        work, config, run_plan = self.work, self.config, self.plan
         _say(
             work,
-            f"tfkit: fault injection on: a non-finite loss in step {config.faults.nan_loss_at_step}, "
-            f"{config.faults.nan_loss_repeats} time(s)",
+            f"tfkit: {run_plan.strategy} with {run_plan.replicas} replica(s) on {self.selected.device_kind}; batch "
+            f"{run_plan.per_replica_batch_size}/replica x {run_plan.replicas} x {run_plan.grad_accum_steps} accum = "
+            f"{run_plan.global_batch_size} global; {run_plan.precision}; {run_plan.epochs} epoch(s) of "
+            f"{run_plan.steps_per_epoch} steps; peak lr {run_plan.learning_rate:.3g}; workdir {work.root}",
         )
-
-    elapsed_before = float(state.elapsed.numpy())
-    session_train_started = time.monotonic()
-    final: dict[str, float] = {}
-    stop_reason: str | None = None
-    stop_detail: str | None = None
-    nan_retries = 0
-    preemption = checkpoint.preemption_handler(strategy, state)
-    guard = _memory_guard(config, train_schema, work)
-    watch = stopping.StopWatch(
-        time_limit_seconds=_time_limit(config),
-        started=started,
-        preempt_at_step=config.faults.preempt_at_step,
-        catch_sigterm=preemption is None,
-        memory_guard=guard,
-    )
-    last_save = time.monotonic()
-    checkpoint_seconds = 0.0
-
-    def save(best: float | None = None) -> None:
-        nonlocal last_save, checkpoint_seconds
-        saved_at = time.monotonic()
-        state.save(step=step, elapsed=elapsed_before + saved_at - session_train_started, best=best)
-        last_save = time.monotonic()
-        watch.record_save(last_save - saved_at)
-        checkpoint_seconds += last_save - saved_at
-
-    if step == 0:
-        save()  # a good state to come back to, should the first steps already diverge
-    with guard, watch:
-        while True:
-            try:
-                for epoch in range(step // run_plan.steps_per_epoch, run_plan.epochs):
-                    position = step - epoch * run_plan.steps_per_epoch
-                    if position == 0:
-                        for metric in (train_loss, *train_metrics.values()):
-                            metric.reset_state()
-                    iterator = iter(
-                        strategy.distribute_datasets_from_function(
-                            data.dataset_fn(
-                                config.data.train,
-                                train_schema,
-                                config.data,
-                                per_replica_batch_size=run_plan.per_replica_batch_size,
-                                training=True,
-                                seed=config.seed,
-                                epoch=epoch,
-                                skip_batches=position * run_plan.micro_batches_per_pipeline,
-                            )
-                        )
-                    )
-                    progress = _progress_bar(work, run_plan.steps_per_epoch)
-                    epoch_started = time.perf_counter()
-                    epoch_steps = 0
-                    while position < run_plan.steps_per_epoch:
-                        steps = _next_call_steps(config, run_plan, step=step, position=position)
-                        call_started = time.monotonic()
-                        loss = float(train_fn(iterator, tf.constant(steps)))
-                        if not math.isfinite(loss):
-                            raise _NonFinite(step + steps)
-                        watch.record_call(time.monotonic() - call_started)
-                        train_loss.update_state(loss, sample_weight=steps)
-                        position += steps
-                        epoch_steps += steps
-                        step += steps
-                        work.scalars(
-                            work.train_writer, step, {"loss": loss, "learning_rate": float(optimizer.learning_rate)}
-                        )
-                        if progress is not None:
-                            progress.update(position, [("loss", loss)])
-                        if preemption is not None:
-                            state.step.assign(step)  # what the handler's own save records
-                            try:
-                                preemption.save_checkpoint_if_preempted(checkpoint_number=step)
-                            except checkpoint.CoordinatedPreemption:
-                                watch.preempted()
-                        stop_reason = watch.reason(step_before=step - steps, step_after=step)
-                        every = config.checkpoint.every_steps
-                        minutes = config.checkpoint.every_minutes
-                        due = (every and step % every == 0) or (minutes and time.monotonic() - last_save > 60 * minutes)
-                        # A stop on the epoch's last step first finishes the epoch (eval, history row, checkpoint)
-                        # below: a checkpoint past the end of an epoch whose row was never written loses the row.
-                        mid_epoch = position < run_plan.steps_per_epoch
-                        if mid_epoch and (stop_reason or due):
-                            save()
-                        if mid_epoch and stop_reason:
-                            break
-                    if position < run_plan.steps_per_epoch:
-                        break
-                    seconds = time.perf_counter() - epoch_started
-                    train_values = {"loss": float(train_loss.result())}
-                    train_values.update({name: float(metric.result()) for name, metric in train_metrics.items()})
-                    eval_started = time.monotonic()
-                    eval_values = (
-                        _evaluate(
-                            eval_fn,
-                            strategy=strategy,
-                            config=config,
-                            run_plan=run_plan,
-                            schema=eval_schema,
-                            loss_metric=eval_loss,
-                            metrics=eval_metrics,
-                        )
-                        if eval_schema is not None
-                        else {}
-                    )
-                    watch.record_call(time.monotonic() - eval_started)
-                    final = eval_values or train_values
-                    _report_epoch(
-                        work,
-                        run_plan=run_plan,
-                        epoch=epoch,
-                        step=step,
-                        seconds=seconds,
-                        steps=epoch_steps,
-                        train_values=train_values,
-                        eval_values=eval_values,
-                        optimizer=optimizer,
-                        device_kind=selected.device_kind,
-                    )
-                    value = {**train_values, **{f"val_{name}": v for name, v in eval_values.items()}}[monitor_name]
-                    # The epoch's rows are written before its checkpoint: a kill in between resumes from the checkpoint
-                    # before, and rewind() removes the rows, so they are never duplicated or lost.
-                    save(best=value if state.improves(value, mode=monitor_mode) else None)
-                    stop_reason = stop_reason or watch.reason(step_before=step, step_after=step)
-                    if stop_reason:
-                        break
-
-                break
-            except _NonFinite as diverged:
-                # The in-memory state is poisoned; the newest checkpoint is the last good one.
-                nan_retries += 1
-                scale = float(schedule.scale.numpy())  # the checkpoint holds the scale from before this retry
-                state.restore()
-                step = int(state.step.numpy())
-                work.rewind(step)
-                if nan_retries > config.train.nan_retries:
-                    stop_reason = "nan"
-                    stop_detail = (
-                        f"the loss was not finite at step {diverged.step} after {config.train.nan_retries} "
-                        f"retr{'y' if config.train.nan_retries == 1 else 'ies'} at lower learning rates; the last "
-                        f"good checkpoint is step {step}. Lower optimizer.base_learning_rate or check the data."
-                    )
-                    break
-                schedule.scale.assign(scale * config.train.nan_lr_factor)
-                nan_value.assign(math.nan if nan_retries < config.faults.nan_loss_repeats else 1.0)
+        # Resume order: restore the newest valid checkpoint (model, optimizer, metrics, step), then cut the logs back
+        # to its step, then rebuild the data at epoch step // steps_per_epoch and skip to batch step % steps_per_epoch.
+        previous = work.read_summary()
+        split_changed = True
+        if self.state.restore():
+            self.step = int(self.state.step.numpy())
+            if previous and previous.get("status") == "completed" and self.step >= run_plan.total_steps:
                 _say(
                     work,
-                    f"tfkit: the loss was not finite at step {diverged.step}; restored step {step} and retrying with "
-                    f"the learning rate x{float(schedule.scale.numpy()):g} (retry {nan_retries} of "
-                    f"{config.train.nan_retries})",
+                    f"tfkit: this run already completed {self.step} steps in {work.root}; nothing to do "
+                    "(--restart trains again).",
                 )
-
-    trained = elapsed_before + time.monotonic() - session_train_started
-    summary = {
-        "status": "stopped" if stop_reason else "completed",
-        **{key: value for key, value in run_plan.to_dict().items() if key in _SUMMARY_PLAN_KEYS},
-        "steps": step,
-        "metrics": final or (previous or {}).get("metrics", {}),
-        "wall_seconds": round(time.monotonic() - started, 3),
-        "train_seconds": round(trained, 3),
-        "checkpoint_seconds": round(checkpoint_seconds, 3),
-        "workdir": str(work.root),
-    }
-    if stop_reason:
-        summary["stop_reason"] = stop_reason
-    if stop_reason == "host_memory":
-        stop_detail = guard.tripped
-    if stop_detail:
-        summary["stop_detail"] = stop_detail
-    work.write_summary(summary)
-    work.close()
-    if stop_reason:
-        done = step / run_plan.total_steps
-        seconds_per_step = (time.monotonic() - session_train_started) / max(step - session_first_step, 1)
-        session_length = watch.time_limit_seconds or (time.monotonic() - started)
-        remaining_sessions = math.ceil((run_plan.total_steps - step) * seconds_per_step / session_length)
-        _say(
-            work,
-            (f"tfkit: {stop_detail}\n" if stop_detail else "")
-            + f"tfkit: stopped ({stop_reason}) at step {step} of {run_plan.total_steps} ({100 * done:.1f}%), with a "
-            f"checkpoint; trained {_hours(trained)} in all. Run the same command again to resume"
-            + (f"; about {remaining_sessions} more session(s) of this length" if stop_reason == "time_limit" else "")
-            + ".",
+                return previous
+            monitor_name, _ = config_lib.monitored(config)
+            _say(work, _resume_message(self.state, run_plan, monitor_name=monitor_name))
+            split = (run_plan.per_replica_batch_size, run_plan.grad_accum_steps)
+            split_changed = self.state.saved_batch() != split
+            self.state.batch.assign(split)
+        self.previous = previous
+        self.session_first_step = self.step
+        work.rewind(self.step)
+        work.open_logs()
+        self._announce_faults()
+        if self.step == 0 or split_changed:
+            # Logged where it takes effect; a resumed run with the same split logs nothing at a step already logged.
+            self._log_batch(self.step + 1 if self.step else 0)
+        self.elapsed_before = float(self.state.elapsed.numpy())
+        self.session_train_started = time.monotonic()
+        self.preemption = checkpoint.preemption_handler(self.strategy, self.state)
+        self.guard = _memory_guard(config, self.train_schema, work)
+        self.watch = stopping.StopWatch(
+            time_limit_seconds=_time_limit(config),
+            started=self.started,
+            preempt_at_step=config.faults.preempt_at_step,
+            catch_sigterm=self.preemption is None,
+            memory_guard=self.guard,
         )
+        if self.step == 0:
+            self._save()  # a good state to come back to, should the first steps already diverge or run out
+        with self.guard, self.watch:
+            while True:
+                try:
+                    self._train_epochs()
+                    break
+                except _NonFinite as diverged:
+                    if not self._recover_nan(diverged):
+                        break
+                except tf.errors.ResourceExhaustedError as error:
+                    if not self._recover_oom(error):
+                        break
+        return self._finish()
+
+    def _announce_faults(self) -> None:
+        faults = self.config.faults
+        if faults.preempt_at_step is not None:
+            _say(self.work, f"tfkit: fault injection on: a preemption after step {faults.preempt_at_step}")
+        if faults.nan_loss_at_step is not None:
+            _say(
+                self.work,
+                f"tfkit: fault injection on: a non-finite loss in step {faults.nan_loss_at_step}, "
+                f"{faults.nan_loss_repeats} time(s)",
+            )
+        if faults.oom_above_per_replica_batch is not None:
+            _say(
+                self.work,
+                "tfkit: fault injection on: the step runs out of memory above a per-replica batch of "
+                f"{faults.oom_above_per_replica_batch}",
+            )
+
+    def _save(self, best: float | None = None) -> None:
+        saved_at = time.monotonic()
+        self.state.save(step=self.step, elapsed=self.elapsed_before + saved_at - self.session_train_started, best=best)
+        self.last_save = time.monotonic()
+        self.watch.record_save(self.last_save - saved_at)
+        self.checkpoint_seconds += self.last_save - saved_at
+
+    def _train_epochs(self) -> None:
+        """Trains from the current step to the end, or until a stop is due."""
+        for epoch in range(self.step // self.plan.steps_per_epoch, self.plan.epochs):
+            if not self._train_epoch(epoch):
+                return
+            if self.stop_reason:
+                return
+
+    def _train_epoch(self, epoch: int) -> bool:
+        """Trains the rest of one epoch, then evaluates and checkpoints; returns False after a mid-epoch stop."""
+        run_plan, config, work = self.plan, self.config, self.work
+        position = self.step - epoch * run_plan.steps_per_epoch
+        if position == 0:
+            for metric in (self.train_loss, *self.train_metrics.values()):
+                metric.reset_state()
+        iterator = iter(
+            self.strategy.distribute_datasets_from_function(
+                data.dataset_fn(
+                    config.data.train,
+                    self.train_schema,
+                    config.data,
+                    per_replica_batch_size=run_plan.per_replica_batch_size,
+                    training=True,
+                    seed=config.seed,
+                    epoch=epoch,
+                    skip_batches=position * run_plan.micro_batches_per_pipeline,
+                )
+            )
+        )
+        progress = _progress_bar(work, run_plan.steps_per_epoch)
+        epoch_started = time.perf_counter()
+        epoch_steps = 0
+        while position < run_plan.steps_per_epoch:
+            steps = _next_call_steps(config, run_plan, step=self.step, position=position)
+            call_started = time.monotonic()
+            loss = float(self.train_fn(iterator, tf.constant(steps)))
+            if not math.isfinite(loss):
+                raise _NonFinite(self.step + steps)
+            self.watch.record_call(time.monotonic() - call_started)
+            self.train_loss.update_state(loss, sample_weight=steps)
+            position += steps
+            epoch_steps += steps
+            self.step += steps
+            work.scalars(
+                work.train_writer, self.step, {"loss": loss, "learning_rate": float(self.optimizer.learning_rate)}
+            )
+            if progress is not None:
+                progress.update(position, [("loss", loss)])
+            if self.preemption is not None:
+                self.state.step.assign(self.step)  # what the handler's own save records
+                try:
+                    self.preemption.save_checkpoint_if_preempted(checkpoint_number=self.step)
+                except checkpoint.CoordinatedPreemption:
+                    self.watch.preempted()
+            self.stop_reason = self.watch.reason(step_before=self.step - steps, step_after=self.step)
+            every = config.checkpoint.every_steps
+            minutes = config.checkpoint.every_minutes
+            due = (every and self.step % every == 0) or (minutes and time.monotonic() - self.last_save > 60 * minutes)
+            # A stop on the epoch's last step first finishes the epoch (eval, history row, checkpoint) below: a
+            # checkpoint past the end of an epoch whose row was never written loses the row.
+            mid_epoch = position < run_plan.steps_per_epoch
+            if mid_epoch and (self.stop_reason or due):
+                self._save()
+            if mid_epoch and self.stop_reason:
+                return False
+        self._end_epoch(epoch, seconds=time.perf_counter() - epoch_started, steps=epoch_steps)
+        return True
+
+    def _end_epoch(self, epoch: int, *, seconds: float, steps: int) -> None:
+        """Evaluates, reports, and checkpoints the finished epoch."""
+        train_values = {"loss": float(self.train_loss.result())}
+        train_values.update({name: float(metric.result()) for name, metric in self.train_metrics.items()})
+        eval_values = (
+            _evaluate(
+                self.eval_fn,
+                strategy=self.strategy,
+                config=self.config,
+                run_plan=self.plan,
+                schema=self.eval_schema,
+                loss_metric=self.eval_loss,
+                metrics=self.eval_metrics,
+            )
+            if self.eval_schema
+            else {}
+        )
+        self.final = eval_values or train_values
+        _report_epoch(
+            self.work,
+            run_plan=self.plan,
+            epoch=epoch,
+            step=self.step,
+            seconds=seconds,
+            steps=steps,
+            train_values=train_values,
+            eval_values=eval_values,
+            optimizer=self.optimizer,
+            device_kind=self.selected.device_kind,
+        )
+        monitor_name, monitor_mode = config_lib.monitored(self.config)
+        value = {**train_values, **{f"val_{name}": v for name, v in eval_values.items()}}[monitor_name]
+        # The epoch's rows are written before its checkpoint: a kill in between resumes from the checkpoint before,
+        # and rewind() removes the rows, so they are never duplicated or lost.
+        self._save(best=value if self.state.improves(value, mode=monitor_mode) else None)
+        self.stop_reason = self.stop_reason or self.watch.reason(step_before=self.step, step_after=self.step)
+
+    # --- recoveries ----------------------------------------------------------------------------------------------
+
+    def _restore_last_good(self) -> None:
+        """The in-memory state is poisoned or half-applied; the newest checkpoint is the last good one."""
+        self.state.restore()
+        self.step = int(self.state.step.numpy())
+        self.work.rewind(self.step)
+
+    def _recover_nan(self, diverged: _NonFinite) -> bool:
+        """Restores and lowers the learning rate; returns False, with the stop set, when retries are used up."""
+        config = self.config
+        self.nan_retries += 1
+        scale = float(self.schedule.scale.numpy())  # the checkpoint holds the scale from before this retry
+        self._restore_last_good()
+        if self.nan_retries > config.train.nan_retries:
+            self.stop_reason = "nan"
+            self.stop_detail = (
+                f"the loss was not finite at step {diverged.step} after {config.train.nan_retries} "
+                f"retr{'y' if config.train.nan_retries == 1 else 'ies'} at lower learning rates; the last "
+                f"good checkpoint is step {self.step}. Lower optimizer.base_learning_rate or check the data."
+            )
+            return False
+        self.schedule.scale.assign(scale * config.train.nan_lr_factor)
+        self.nan_value.assign(math.nan if self.nan_retries < config.faults.nan_loss_repeats else 1.0)
+        _say(
+            self.work,
+            f"tfkit: the loss was not finite at step {diverged.step}; restored step {self.step} and retrying with "
+            f"the learning rate x{float(self.schedule.scale.numpy()):g} (retry {self.nan_retries} of "
+            f"{config.train.nan_retries})",
+        )
+        return True
+
+    def _recover_oom(self, error: tf.errors.ResourceExhaustedError) -> bool:
+        """Shrinks the per-replica batch, keeping the global batch; returns False, with the stop set, at 1."""
+        old = self.plan
+        failed_step = self.step + 1
+        cause = (error.message or "").strip().splitlines()
+        cause_text = next(
+            (line for line in cause if "out-of-memory" in line or "OOM" in line), cause[0] if cause else ""
+        )
+        self._restore_last_good()
+        per_replica = old.per_replica_batch_size
+        smaller = max((value for value in autobatch.divisors(per_replica) if value < per_replica), default=None)
+        if smaller is None:
+            self.stop_reason = "oom"
+            self.stop_detail = (
+                f"out of device memory in step {failed_step} with a per-replica batch of 1, which cannot shrink "
+                f"further; the last good checkpoint is step {self.step}. Use mixed precision, a smaller model or "
+                "input size, or free the device (python -m tfkit.doctor lists what holds it)."
+            )
+            return False
+        accum = old.grad_accum_steps * (per_replica // smaller)
+        self.plan = dataclasses.replace(old, per_replica_batch_size=smaller, grad_accum_steps=accum)
+        self.train_fn = self._make_train_function()
+        self.state.batch.assign((smaller, accum))
+        event = {
+            "step": self.step,
+            "per_replica_batch_size": [per_replica, smaller],
+            "grad_accum_steps": [old.grad_accum_steps, accum],
+            "error": cause_text[:300],
+        }
+        self.batch_record = {
+            **self.batch_record,
+            "per_replica_batch_size": smaller,
+            "grad_accum_steps": accum,
+            "source": "oom recovery",
+            "oom_recoveries": [*self.batch_record.get("oom_recoveries", []), event],
+        }
+        self.work.write_batch(self.batch_record)
+        self._log_batch(self.step + 1)
+        _say(
+            self.work,
+            f"tfkit: out of device memory in step {failed_step}; restored step {self.step} and continuing with "
+            f"{smaller}/replica x {accum} accumulation (was {per_replica} x {old.grad_accum_steps}): the same global "
+            f"batch of {old.global_batch_size} and learning-rate schedule",
+        )
+        return True
+
+    # --- the end -------------------------------------------------------------------------------------------------
+
+    def _finish(self) -> dict[str, Any]:
+        """Writes the summary, closes the logs, prints the last line; returns the summary."""
+        work, run_plan, step = self.work, self.plan, self.step
+        now = time.monotonic()
+        trained = self.elapsed_before + now - self.session_train_started
+        summary = {
+            "status": "stopped" if self.stop_reason else "completed",
+            **{key: value for key, value in run_plan.to_dict().items() if key in _SUMMARY_PLAN_KEYS},
+            "batch_source": self.batch_record["source"],
+            "oom_recoveries": self.batch_record.get("oom_recoveries", []),
+            "steps": step,
+            "metrics": self.final or (self.previous or {}).get("metrics", {}),
+            "wall_seconds": round(now - self.started, 3),
+            "train_seconds": round(trained, 3),
+            "checkpoint_seconds": round(self.checkpoint_seconds, 3),
+            "workdir": str(work.root),
+        }
+        if "finder" in self.batch_record:
+            summary["batch_finder"] = self.batch_record["finder"]
+        if self.stop_reason == "host_memory":
+            self.stop_detail = self.guard.tripped
+        if self.stop_reason:
+            summary["stop_reason"] = self.stop_reason
+        if self.stop_detail:
+            summary["stop_detail"] = self.stop_detail
+        work.write_summary(summary)
+        work.close()
+        if self.stop_reason:
+            done = step / run_plan.total_steps
+            seconds_per_step = (now - self.session_train_started) / max(step - self.session_first_step, 1)
+            session_length = self.watch.time_limit_seconds or (now - self.started)
+            remaining_sessions = math.ceil((run_plan.total_steps - step) * seconds_per_step / session_length)
+            _say(
+                work,
+                (f"tfkit: {self.stop_detail}\n" if self.stop_detail else "")
+                + f"tfkit: stopped ({self.stop_reason}) at step {step} of {run_plan.total_steps} ({100 * done:.1f}%), "
+                f"with a checkpoint; trained {_hours(trained)} in all. Run the same command again to resume"
+                + (
+                    f"; about {remaining_sessions} more session(s) of this length"
+                    if self.stop_reason == "time_limit"
+                    else ""
+                )
+                + ".",
+            )
+            return summary
+        metric_text = ", ".join(f"{name} {value:.4f}" for name, value in self.final.items())
+        split = "eval" if self.eval_schema else "train"
+        _say(work, f"tfkit: completed {step} steps; final {split} {metric_text}; {summary['wall_seconds']:.1f} s")
         return summary
-    metric_text = ", ".join(f"{name} {value:.4f}" for name, value in final.items())
-    split = "eval" if eval_schema else "train"
-    _say(work, f"tfkit: completed {step} steps; final {split} {metric_text}; {summary['wall_seconds']:.1f} s")
-    return summary
+
+
+def _provisional_batch(config: config_lib.Config) -> tuple[int, int] | None:
+    """With ``auto``, a placeholder split to build the model with before the finder runs; else None (the config's)."""
+    if config.train.per_replica_batch_size != "auto":
+        return None
+    return 1, config.train.grad_accum_steps
 
 
 def _evaluate(
