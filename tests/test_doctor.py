@@ -16,6 +16,7 @@ def test_doctor_json_has_every_field(tmp_path):
     assert {"accelerator_holders", "recommendations"} <= set(data)
     assert set(data["build"]) == {"cuda", "cuda_version", "cudnn_version", "tpu_support"}
     assert set(data["devices"]) == {"cpu_cores", "gpus", "tpu"}
+    assert data["batch"] is None  # no --config
     assert data["host_memory"]["total_bytes"] >= data["host_memory"]["available_bytes"] > 0
     assert data["disk"]["free_bytes"] > 0 and data["disk"]["workdir"] == str(tmp_path.resolve())
     assert data["recommendations"][0] == "precision: auto will use float32"  # no GPU or TPU here
@@ -41,3 +42,15 @@ def test_accelerator_holders_are_read_from_proc_and_never_killed(tmp_path):
     assert holder["pid"] == os.getpid() and holder["command"] == "python train.py"
     assert holder["devices"] == ["/dev/accel1", "/dev/nvidia0"] and holder["rss_bytes"] > 0
     assert holder["to_stop_it"] == f"kill {os.getpid()}"
+
+
+def test_with_a_config_the_doctor_recommends_the_batch_the_finder_chooses(tmp_path):
+    args = ["--json", "--config", "digits", "--set", "faults.oom_above_per_replica_batch=48"]
+    result = tfkit_process(["tfkit.doctor", *args], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)  # the finder's own line does not break the JSON
+    batch = data["batch"]
+    assert (batch["per_replica_batch_size"], batch["grad_accum_steps"], batch["global_batch_size"]) == (32, 2, 64)
+    assert [trial["batch"] for trial in batch["trials"] if not trial["fits"]] == [64]
+    assert data["recommendations"][-1].startswith("per-replica batch: 32 x 2 accumulation (the largest divisor")
+    assert not list(tmp_path.iterdir())  # the trials ran in a temporary folder

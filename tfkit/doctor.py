@@ -10,7 +10,9 @@ Nothing here touches the network.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import io
 import json
 import os
 import shutil
@@ -59,8 +61,14 @@ def accelerator_holders(proc: str = "/proc") -> list[dict[str, Any]]:
     return holders
 
 
-def report(workdir: str = ".") -> dict[str, Any]:
-    """Everything the doctor knows, as JSON-ready data."""
+def report(workdir: str = ".", *, config: str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Everything the doctor knows, as JSON-ready data.
+
+    Args:
+        workdir: Where free disk is measured.
+        config: A run config (path or bundled name): recommend the per-replica batch the finder chooses for it.
+        overrides: ``a.b=value`` strings for that config.
+    """
     build = tf.sysconfig.get_build_info()
     packages = {}
     for name in ("tensorflow", "tensorflow-cpu", "tensorflow-tpu", "libtpu", "libtpu-nightly", "keras"):
@@ -81,6 +89,7 @@ def report(workdir: str = ".") -> dict[str, Any]:
             {
                 "name": details.get("device_name", gpu.name),
                 "compute_capability": list(capability) if capability else None,
+                "memory_total_bytes": memory.device_total_bytes("GPU", index),
                 "memory_used_bytes": used,
                 "float16": bool(capability and tuple(capability) >= (7, 0)),
                 "bfloat16": bool(capability and tuple(capability) >= (8, 0)),
@@ -101,6 +110,16 @@ def report(workdir: str = ".") -> dict[str, Any]:
     holders = accelerator_holders()
     if holders:
         recommendations.append(f"{len(holders)} process(es) hold an accelerator; stop them before training if stale")
+    batch = None
+    if config is not None:
+        from tfkit import train  # only with --config: importing it is slow, and it builds the model
+
+        with contextlib.redirect_stdout(io.StringIO()):  # the finder's own line; the report says it below
+            batch = train.find_batch(config, overrides)
+        recommendations.append(
+            f"per-replica batch: {batch['per_replica_batch_size']} x {batch['grad_accum_steps']} accumulation "
+            f"({batch['reason']}; tried {', '.join(str(trial['batch']) for trial in batch['trials'])})"
+        )
     return {
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -124,6 +143,7 @@ def report(workdir: str = ".") -> dict[str, Any]:
         },
         "disk": {"workdir": str(Path(workdir).resolve()), "free_bytes": shutil.disk_usage(workdir).free},
         "accelerator_holders": holders,
+        "batch": batch,
         "recommendations": recommendations,
     }
 
@@ -138,8 +158,9 @@ def _text(data: dict[str, Any]) -> str:
     ]
     for gpu in data["devices"]["gpus"]:
         lines.append(
-            f"GPU {gpu['name']}: compute capability {gpu['compute_capability']}, float16 {gpu['float16']}, "
-            f"bfloat16 {gpu['bfloat16']}"
+            f"GPU {gpu['name']}: {memory.format_bytes(gpu['memory_used_bytes'])} used of "
+            f"{memory.format_bytes(gpu['memory_total_bytes'])}, compute capability {gpu['compute_capability']}, "
+            f"float16 {gpu['float16']}, bfloat16 {gpu['bfloat16']}"
         )
     if not data["devices"]["gpus"]:
         lines.append("GPUs: none")
@@ -168,11 +189,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     values = flags.FlagValues()
     flags.DEFINE_boolean("json", False, "Print JSON for machines.", flag_values=values)
     flags.DEFINE_string("workdir", ".", "Where free disk is measured.", flag_values=values)
+    flags.DEFINE_string(
+        "config", None, "A run config: recommend the per-replica batch the finder chooses.", flag_values=values
+    )
+    flags.DEFINE_multi_string("set", [], "Override a key of that config: --set a.b=value.", flag_values=values)
     try:
         values(list(argv if argv is not None else sys.argv))
     except flags.Error as error:
-        raise UserError(f"{error}. Usage: python -m tfkit.doctor [--json] [--workdir DIR]") from None
-    data = report(values.workdir)
+        raise UserError(
+            f"{error}. Usage: python -m tfkit.doctor [--json] [--workdir DIR] [--config CONFIG [--set a.b=value]]"
+        ) from None
+    data = report(values.workdir, config=values.config, overrides=values.set)
     print(json.dumps(data, indent=2) if values.json else _text(data))
     return 0
 
