@@ -48,23 +48,43 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where the TFRecords are and how they are read.
+    """Where the TFRecords are and how they are read (see tfkit.data for the pipeline).
 
     Attributes:
-        train: A folder of TFRecord shards with a ``schema.json``.
+        train: A folder of TFRecord shards with a ``schema.json``, or a glob of shards (local or ``gs://``) with
+            ``schema`` naming their schema.
         eval: The same for evaluation, or None for no evaluation.
+        schema: With a glob in ``train``/``eval``: the folder (or ``schema.json``) that describes the shards; by
+            default the glob's folder.
         features: The schema feature fed to the model.
         label: The schema feature used as the target.
         shuffle_buffer: Examples held in the shuffle buffer (0 turns shuffling off).
+        shuffle_buffer_bytes: A bound on the shuffle buffer in bytes, e.g. ``256MB``: fewer examples are held when
+            they are large.
         deterministic: Keep tf.data's output order fixed for a seed; off trades reproducibility for throughput.
+        augment: ``module:function`` or ``file.py:function`` applied to each training batch after decoding:
+            ``(features, labels) -> (features, labels)``.
+        image_size: ``[height, width]`` to resize encoded images to; needed when their sizes vary.
+        cache: A file path prefix to cache the records in after the first epoch (e.g. data read from ``gs://``);
+            None for no cache.
+        ram_budget: tf.data's autotuning RAM budget, e.g. ``2GB``; None for tf.data's default.
+        skip_corrupt: Skip corrupt or truncated records, counting and reporting them; off stops the run (exit 2)
+            naming the shard.
     """
 
     train: str = ""
     eval: str | None = None
+    schema: str | None = None
     features: str = "image"
     label: str = "label"
     shuffle_buffer: int = 2048
+    shuffle_buffer_bytes: str = "256MB"
     deterministic: bool = True
+    augment: str | None = None
+    image_size: tuple[int, ...] = ()
+    cache: str | None = None
+    ram_budget: str | None = None
+    skip_corrupt: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,7 +274,7 @@ class Config:
 METRIC_NAMES = ("accuracy", "mae", "mse", "rmse", "iou", "dice", "psnr", "ssim")
 
 # Keys that hold filesystem paths: a relative value in a YAML file is resolved against the file's folder.
-_PATH_KEYS = ("data.train", "data.eval", "model.weights")
+_PATH_KEYS = ("data.train", "data.eval", "data.schema", "data.cache", "model.weights")
 
 
 def load(
@@ -374,6 +394,14 @@ def validate(config: Config) -> None:
     if config.train.time_limit is not None:
         duration_seconds(config.train.time_limit, key="train.time_limit")
     size_limit(config.memory.host_limit, budget=1, key="memory.host_limit")
+    size_limit(config.data.shuffle_buffer_bytes, budget=1, key="data.shuffle_buffer_bytes")
+    if config.data.ram_budget is not None:
+        size_limit(config.data.ram_budget, budget=1, key="data.ram_budget")
+    if config.data.image_size and (len(config.data.image_size) != 2 or min(config.data.image_size) < 1):
+        raise UserError(
+            f"config key 'data.image_size': received {list(config.data.image_size)}; expected [height, width], "
+            "e.g. [224, 224]."
+        )
     if not 0 < config.memory.device_fraction <= 1:
         raise UserError(
             f"config key 'memory.device_fraction': received {config.memory.device_fraction}; expected a share in "

@@ -58,7 +58,19 @@ def unet_small(*, input_shape: tuple[int, ...], num_classes: int) -> keras.Model
     return keras.Model(inputs, outputs, name="unet_small")
 
 
-BUILT_IN: dict[str, Callable[..., keras.Model]] = {"digits_cnn": digits_cnn, "unet_small": unet_small}
+def mlp(*, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    """A baseline for any fixed-shape input, such as EEG windows of (channels, samples).
+
+    Flatten, two dense layers of 256 with ReLU, and a dense head of logits.
+    """
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(256, activation="relu")(x)
+    x = keras.layers.Dense(256, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x), name="mlp")
+
+
+BUILT_IN: dict[str, Callable[..., keras.Model]] = {"digits_cnn": digits_cnn, "unet_small": unet_small, "mlp": mlp}
 
 
 def build(config: ModelConfig, *, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
@@ -113,24 +125,31 @@ def _application(name: str, *, input_shape: tuple[int, ...], num_classes: int) -
 
 
 def _user_model(spec: str, *, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    return user_function(spec, key="model.name")(input_shape=input_shape, num_classes=num_classes)
+
+
+def user_function(spec: str, *, key: str) -> Callable[..., Any]:
+    """Imports ``module:function`` or ``path/file.py:function``, for the config key ``key``.
+
+    Raises:
+        UserError: The module or file does not import, or has no such function.
+    """
     location, _, function_name = spec.rpartition(":")
     module: Any
     try:
         if location.endswith(".py"):
             if not os.path.isfile(location):
-                raise UserError(f"config key 'model.name': file '{location}' does not exist; expected a .py file.")
+                raise UserError(f"config key '{key}': file '{location}' does not exist; expected a .py file.")
             module_spec = importlib.util.spec_from_file_location(f"tfkit_user_{abs(hash(location))}", location)
             if module_spec is None or module_spec.loader is None:
-                raise UserError(f"config key 'model.name': '{location}' cannot be imported as Python.")
+                raise UserError(f"config key '{key}': '{location}' cannot be imported as Python.")
             module = importlib.util.module_from_spec(module_spec)
             module_spec.loader.exec_module(module)
         else:
             module = importlib.import_module(location)
     except ImportError as error:
-        raise UserError(
-            f"config key 'model.name': cannot import '{location}' ({error}); check the module path."
-        ) from None
+        raise UserError(f"config key '{key}': cannot import '{location}' ({error}); check the module path.") from None
     function = getattr(module, function_name, None)
     if not callable(function):
-        raise UserError(f"config key 'model.name': '{location}' has no function '{function_name}'.")
-    return function(input_shape=input_shape, num_classes=num_classes)
+        raise UserError(f"config key '{key}': '{location}' has no function '{function_name}'.")
+    return function

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import psutil
 import tensorflow as tf
 from absl import flags
@@ -40,6 +39,7 @@ from tfkit import (
     optimizers,
     plan,
     precision,
+    records,
     resources,
     stopping,
 )
@@ -425,14 +425,22 @@ class Trainer:
                 return previous
             monitor_name, _ = config_lib.monitored(config)
             _say(work, _resume_message(self.state, run_plan, monitor_name=monitor_name))
-            split = (run_plan.per_replica_batch_size, run_plan.grad_accum_steps)
-            split_changed = self.state.saved_batch() != split
-            self.state.batch.assign(split)
+            in_force = (run_plan.per_replica_batch_size, run_plan.grad_accum_steps)
+            split_changed = self.state.saved_batch() != in_force
+            self.state.batch.assign(in_force)
         self.previous = previous
         self.session_first_step = self.step
         work.rewind(self.step)
         work.open_logs()
         self._announce_faults()
+        if config.data.skip_corrupt:
+            for split, skipped in self._skipped().items():
+                if skipped["records"]:
+                    _say(
+                        work,
+                        f"tfkit: data.skip_corrupt: skipping {skipped['records']} corrupt record(s) in {split}: "
+                        + "; ".join(skipped["problems"]),
+                    )
         if self.step == 0 or split_changed:
             # Logged where it takes effect; a resumed run with the same split logs nothing at a step already logged.
             self._log_batch(self.step + 1 if self.step else 0)
@@ -460,7 +468,22 @@ class Trainer:
                 except tf.errors.ResourceExhaustedError as error:
                     if not self._recover_oom(error):
                         break
+                except tf.errors.DataLossError:
+                    work.close()
+                    raise _corrupt_data_error(config) from None
         return self._finish()
+
+    def _skipped(self) -> dict[str, Any]:
+        """What ``data.skip_corrupt`` left out, per split: the count and where."""
+        skipped: dict[str, Any] = {}
+        for split, schema in (("train", self.train_schema), ("eval", self.eval_schema)):
+            if schema is not None:
+                entries = list(schema.skipped)
+                skipped[split] = {
+                    "records": sum(entry["records"] for entry in entries),
+                    "problems": [problem for entry in entries for problem in entry["problems"]],
+                }
+        return skipped
 
     def _announce_faults(self) -> None:
         faults = self.config.faults
@@ -690,6 +713,8 @@ class Trainer:
         }
         if "finder" in self.batch_record:
             summary["batch_finder"] = self.batch_record["finder"]
+        if self.config.data.skip_corrupt:
+            summary["skipped_records"] = self._skipped()
         if self.stop_reason == "host_memory":
             self.stop_detail = self.guard.tripped
         if self.stop_reason:
@@ -720,6 +745,24 @@ class Trainer:
         split = "eval" if self.eval_schema else "train"
         _say(work, f"tfkit: completed {step} steps; final {split} {metric_text}; {summary['wall_seconds']:.1f} s")
         return summary
+
+
+def _corrupt_data_error(config: config_lib.Config) -> UserError:
+    """The one line for a corrupt record met in training: which shard and record, found by scanning the splits."""
+    for folder in filter(None, (config.data.train, config.data.eval)):
+        schema = data.load_schema(folder, dataclasses.replace(config.data, skip_corrupt=False))
+        for path in schema.files("" if any(char in folder for char in "*?[") else folder):
+            _, problems, _ = records.scan(path, schema.compression)
+            if problems:
+                return UserError(
+                    f"corrupt data in '{folder}': {problems[0].describe()}; expected intact TFRecords. Write the "
+                    f"shard again, or set data.skip_corrupt: true to skip bad records "
+                    f"(python -m tfkit.records verify {folder} lists them all)."
+                )
+    return UserError(
+        "the data reader met a corrupt record that a rescan no longer finds (was a file rewritten?); run "
+        "python -m tfkit.records verify on data.train and data.eval."
+    )
 
 
 def _provisional_batch(config: config_lib.Config) -> tuple[int, int] | None:
@@ -855,18 +898,22 @@ def _memory_guard(config: config_lib.Config, schema: Any, work: Workdir) -> memo
     """The host-memory guard for this run, with the consumer it can name; warns when the shuffle buffer cannot fit."""
     budget = memory.host_budget_bytes()
     limit = config_lib.size_limit(config.memory.host_limit, budget=budget, key="memory.host_limit")
-    record = sum(math.prod(feature.shape) * np.dtype(feature.dtype).itemsize for feature in schema.features.values())
-    shuffle = config.data.shuffle_buffer * record
+    record = data.record_bytes(schema)
+    examples = data.shuffle_examples(schema, config.data)
+    shuffle = examples * record
     attribution = (
-        f"the largest consumer tfkit can attribute is the shuffle buffer, {config.data.shuffle_buffer} examples x "
-        f"{memory.format_bytes(record)} = {memory.format_bytes(shuffle)} (lower data.shuffle_buffer); prefetch is "
-        "bounded by tf.data's autotuning. If the machine has room, raise memory.host_limit."
+        f"the largest consumer tfkit can attribute is the shuffle buffer, {examples} examples x "
+        f"{memory.format_bytes(record)} = {memory.format_bytes(shuffle)} (lower data.shuffle_buffer or "
+        "data.shuffle_buffer_bytes)"
+        + (f", then the file cache's reads ({config.data.cache})" if config.data.cache else "")
+        + "; prefetch is bounded by tf.data's autotuning (data.ram_budget). If the machine has room, raise "
+        "memory.host_limit."
     )
     if shuffle > min(limit, psutil.virtual_memory().available):
         _say(
             work,
             f"tfkit: warning: the shuffle buffer needs about {memory.format_bytes(shuffle)}, more than the "
-            f"{memory.format_bytes(limit)} memory.host_limit allows; lower data.shuffle_buffer.",
+            f"{memory.format_bytes(limit)} memory.host_limit allows; lower data.shuffle_buffer_bytes.",
         )
     return memory.HostMemoryGuard(limit_bytes=limit, attribution=attribution)
 

@@ -1,0 +1,204 @@
+"""Every source type converts and reads back unchanged: numpy, HDF5, image folders, tensorflow-datasets, iterators."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import h5py
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import python_script, stderr_lines, tfkit_process
+
+from tfkit import config as config_lib
+from tfkit import data, records, sources
+
+
+def read_split(folder, features: list[str] | None = None) -> dict[str, list]:
+    """Every record of a split, decoded by its schema alone, in file order."""
+    schema = records.read_schema(folder)
+    names = features or list(schema.features)
+    values: dict[str, list] = {name: [] for name in names}
+    for path in schema.files(folder):
+        for serialized in tf.data.TFRecordDataset(path, compression_type=schema.compression or "").batch(64):
+            parsed = tf.io.parse_example(serialized, {name: data._parse_spec(schema.features[name]) for name in names})
+            for name in names:
+                decoded = data._decode(parsed[name], schema.features[name], batch=None, image_size=())
+                values[name].extend(decoded.numpy())
+    return values
+
+
+def eeg_file(path, count=96, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((count, 129, 200)).astype(np.float32)
+    y = rng.integers(0, 4, count)
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("eeg/x", data=x, chunks=(8, 129, 200))
+        handle.create_dataset("eeg/y", data=y)
+    return x, y
+
+
+def test_hdf5_eeg_windows_round_trip_byte_identical_in_chunked_shards(tmp_path):
+    x, y = eeg_file(tmp_path / "eeg.h5")
+    source = sources.open_source([str(tmp_path / "eeg.h5")], label="eeg/y")
+    assert source.features["eeg/x"] == records.Feature("float32", (129, 200), "raw")
+    assert source.features["eeg/y"] == records.Feature("int64", (), "int64", num_classes=4)
+    schema = records.write(source, tmp_path / "out", shard_bytes=1_000_000)
+    assert len(schema.shards) == 10 and schema.records == 96  # 10 MB of windows in ~1 MB shards
+    assert [shard["file"] for shard in schema.shards][-1] == "train-00009-of-00010.tfrecord"
+    back = read_split(tmp_path / "out")
+    assert np.stack(back["eeg/x"]).tobytes() == x.tobytes()  # in order: no shuffle asked for
+    assert np.array_equal(back["eeg/y"], y)
+
+
+def test_npy_files_and_npz_round_trip_and_a_seeded_shuffle_is_deterministic(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 255, (50, 6, 5, 3), dtype=np.uint8)
+    labels = np.arange(50) % 7
+    np.save(tmp_path / "image.npy", images)
+    np.save(tmp_path / "label.npy", labels)
+    np.savez(tmp_path / "both.npz", image=images, label=labels)
+    npy = sources.open_source([str(tmp_path / "image.npy"), str(tmp_path / "label.npy")])
+    npz = sources.open_source([str(tmp_path / "both.npz")])
+    assert npy.features == npz.features and npy.features["label"].num_classes == 7
+    first = records.write(npy, tmp_path / "a", shuffle_seed=3)
+    again = records.write(npz, tmp_path / "b", shuffle_seed=3)
+    records.write(npz, tmp_path / "c", shuffle_seed=4)
+    files = [(tmp_path / name / "train-00000-of-00010.tfrecord").read_bytes() for name in "abc"]
+    assert files[0] == files[1] != files[2]  # the same data and seed give the same bytes
+    back = read_split(tmp_path / "a")
+    order = [int(np.flatnonzero((images == image).all(axis=(1, 2, 3)))[0]) for image in back["image"]]
+    assert sorted(order) == list(range(50)) and order != list(range(50))
+    assert [int(label) for label in back["label"]] == [int(labels[index]) for index in order]
+    assert first.records == again.records == 50
+
+
+def test_a_parallel_write_gives_the_same_bytes_as_one_process(tmp_path):
+    eeg_file(tmp_path / "eeg.h5", count=40)
+    source = sources.open_source([str(tmp_path / "eeg.h5")])
+    records.write(source, tmp_path / "one", shuffle_seed=0, workers=1, compression="gzip")
+    records.write(source, tmp_path / "two", shuffle_seed=0, workers=2, compression="gzip")
+    for shard in (tmp_path / "one").glob("*.tfrecord"):
+        assert shard.read_bytes() == (tmp_path / "two" / shard.name).read_bytes()
+    assert json.loads((tmp_path / "two" / "schema.json").read_text())["compression"] == "GZIP"
+    assert len(read_split(tmp_path / "two")["eeg/x"]) == 40
+
+
+def test_an_image_folder_keeps_jpeg_and_png_encoded_and_decodes_equal(tmp_path):
+    rng = np.random.default_rng(2)
+    for kind, encode in (("jpeg", tf.io.encode_jpeg), ("png", tf.io.encode_png)):
+        root = tmp_path / kind
+        for name in ("cat", "dog"):
+            (root / name).mkdir(parents=True)
+            for index in range(3):
+                pixels = rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)
+                (root / name / f"{index}.{'jpg' if kind == 'jpeg' else 'png'}").write_bytes(encode(pixels).numpy())
+        source = sources.open_source([str(root)])
+        assert source.features["image"] == records.Feature("uint8", (12, 10, 3), kind)
+        assert source.features["label"].classes == ("cat", "dog")
+        records.write(source, tmp_path / f"out-{kind}")
+        back = read_split(tmp_path / f"out-{kind}")
+        files = sorted(root.rglob("*.*"))
+        expected = [tf.io.decode_image(path.read_bytes(), channels=3).numpy() for path in files]
+        assert all(np.array_equal(a, b) for a, b in zip(back["image"], expected, strict=True))
+        assert [int(label) for label in back["label"]] == [0, 0, 0, 1, 1, 1]
+        shard = sorted((tmp_path / f"out-{kind}").glob("*.tfrecord"))[0]
+        stored = tf.train.Example.FromString(next(iter(tf.data.TFRecordDataset(str(shard)))).numpy())
+        assert stored.features.feature["image"].bytes_list.value[0] == files[0].read_bytes()  # kept encoded
+
+
+def test_a_prepared_tensorflow_datasets_folder_converts(tmp_path):
+    script = f"""
+import numpy as np, tensorflow_datasets as tfds
+class Tiny(tfds.core.GeneratorBasedBuilder):
+    VERSION = tfds.core.Version("1.0.0")
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({{
+            "image": tfds.features.Tensor(shape=(4, 3), dtype=np.float32),
+            "label": tfds.features.ClassLabel(num_classes=3)}}))
+    def _split_generators(self, dl_manager):
+        return {{"train": self._generate_examples(10), "test": self._generate_examples(4)}}
+    def _generate_examples(self, n):
+        for i in range(n):
+            yield i, {{"image": np.full((4, 3), i, np.float32), "label": i % 3}}
+builder = Tiny(data_dir={str(tmp_path / "tfds")!r})
+builder.download_and_prepare()
+print(builder.data_dir)
+"""
+    made = python_script(script, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    folder = made.stdout.strip().splitlines()[-1]
+    result = tfkit_process(["tfkit.records", "write", folder, "--out", str(tmp_path / "out")], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "wrote 10 records in 10 shard(s)" in result.stdout
+    schema = records.read_schema(tmp_path / "out")
+    assert schema.features["label"] == records.Feature("int64", (), "int64", num_classes=3)
+    back = read_split(tmp_path / "out")
+    pairs = sorted((int(image[0, 0]), int(label)) for image, label in zip(back["image"], back["label"], strict=True))
+    assert pairs == [(index, index % 3) for index in range(10)]
+    assert all(np.array_equal(image, np.full((4, 3), image[0, 0], np.float32)) for image in back["image"])
+
+
+def test_a_python_iterator_is_written_as_it_comes_in_shards_sized_by_bytes(tmp_path):
+    features = {"x": records.Feature("float32", (256,), "raw"), "label": records.Feature("int64", (), "int64")}
+    rows = ({"x": np.full(256, index, np.float32), "label": np.int64(index)} for index in range(100))
+    schema = records.write_split(rows, tmp_path, split="train", features=features, shard_bytes=10_000)
+    assert len(schema.shards) == 10 and schema.records == 100
+    assert [int(label) for label in read_split(tmp_path)["label"]] == list(range(100))
+
+
+def test_bad_sources_get_one_line_each(tmp_path):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3), np.float32))
+    (tmp_path / "notes.txt").write_text("hello")
+    cases = [
+        ([str(tmp_path / "missing.h5")], "source '", "does not exist; expected a file or folder to convert"),
+        ([str(tmp_path / "empty.npy")], "the source", "has no examples for split 'train'; expected at least one"),
+        ([str(tmp_path / "notes.txt")], "source '", "is not a kind tfkit.records can read"),
+    ]
+    for args, start, middle in cases:
+        result = tfkit_process(["tfkit.records", "write", *args, "--out", str(tmp_path / "out")], cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        (line,) = stderr_lines(result)
+        assert line.startswith(f"tfkit: error: {start}") and middle in line, line
+    unknown = tfkit_process(["tfkit.records", "write", "--out", "x"], cwd=tmp_path)
+    assert unknown.returncode == 2 and len(stderr_lines(unknown)) == 1
+    assert not (tmp_path / "out" / "schema.json").exists()
+
+
+@pytest.mark.slow
+def test_a_write_killed_midway_leaves_no_shard_that_looks_complete(tmp_path):
+    eeg_file(tmp_path / "eeg.h5", count=3000)  # 310 MB: three 128 MB shards, one after another
+    command = ["tfkit.records", "write", str(tmp_path / "eeg.h5"), "--out", "out", "--workers", "1"]
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", *command], cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "out").glob(".train-*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)  # while the first shard is being written
+    process.wait()
+    out = tmp_path / "out"
+    assert list(out.glob(".train-*.tmp"))  # it was killed while writing
+    assert not (out / "schema.json").exists() and not list(out.glob("train-*.tfrecord"))
+    again = tfkit_process(command, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    verified = tfkit_process(["tfkit.records", "verify", "out"], cwd=tmp_path)
+    assert verified.returncode == 0 and "3000 good records of 3000" in verified.stdout
+
+
+def test_the_reader_takes_a_glob_with_a_schema_and_refuses_one_that_matches_nothing(tmp_path):
+    features = {"image": records.Feature("float32", (2,), "raw"), "label": records.Feature("int64", (), "int64")}
+    rows = ({"image": np.array([i, i], np.float32), "label": np.int64(i)} for i in range(40))
+    records.write_split(rows, tmp_path / "split", split="train", features=features, num_shards=8)
+    config = config_lib.DataConfig(train=str(tmp_path / "split" / "train-0000[0-3]-*"))
+    schema = data.load_schema(config.train, config)
+    assert schema.records == 20 and len(schema.shards) == 4
+    make = data.dataset_fn(config.train, schema, config, per_replica_batch_size=5, training=False, seed=0, epoch=0)
+    labels = [int(v) for _, y, _ in make(tf.distribute.InputContext()) for v in y.numpy()]
+    assert sorted(labels) == [i for i in range(40) if i % 8 < 4]
+    nothing = config_lib.DataConfig(train=str(tmp_path / "split" / "eval-*"))
+    with pytest.raises(Exception, match=r"the glob '.*eval-\*' matches no files; expected TFRecord shards"):
+        data.load_schema(nothing.train, nothing)
