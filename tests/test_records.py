@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfkit import records
 from tfkit.errors import UserError
@@ -32,7 +33,6 @@ def test_write_split_names_shards_balances_them_and_writes_the_schema_last(tmp_p
 
 
 def test_arrays_round_trip_byte_identical(tmp_path):
-    import tensorflow as tf
 
     written = examples(7, seed=3)
     schema = records.write_split(written, tmp_path, split="train", features=FEATURES, num_shards=1)
@@ -65,3 +65,46 @@ def test_reading_a_missing_folder_or_schema_says_what_to_do(tmp_path):
         records.read_schema(tmp_path / "nowhere")
     with pytest.raises(UserError, match=r"has no schema\.json; expected one written by tfkit\.records"):
         records.read_schema(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("value", "feature"),
+    [
+        (np.arange(6, dtype=np.float32).reshape(3, 2), records.Feature("float32", (3, 2), "raw")),
+        (np.float64(-2.5), records.Feature("float64", (), "raw")),
+        (np.zeros((0, 4), np.uint8), records.Feature("uint8", (0, 4), "raw")),
+        (np.array([-1, 0, 2**40, -(2**63)]), records.Feature("int64", (4,), "int64")),
+        (np.int64(300), records.Feature("int64", (), "int64")),
+        (np.zeros((0,), np.int64), records.Feature("int64", (0,), "int64")),
+        (b"\xff\xd8 jpeg bytes" * 20, records.Feature("uint8", (5, 5, 3), "jpeg")),
+        (b"", records.Feature("string", (), "string")),
+    ],
+)
+def test_encode_writes_exactly_what_protobuf_serialises(value, feature):
+    features = {"x": feature, "another": records.Feature("int64", (), "int64")}
+    example = {"x": value, "another": np.int64(7)}
+    if feature.encoding == "int64":
+        proto = tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(value).reshape(-1).tolist()))
+    elif feature.encoding == "raw":
+        proto = tf.train.Feature(bytes_list=tf.train.BytesList(value=[np.asarray(value).tobytes()]))
+    else:
+        proto = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+    expected = tf.train.Example(
+        features=tf.train.Features(
+            feature={"x": proto, "another": tf.train.Feature(int64_list=tf.train.Int64List(value=[7]))}
+        )
+    ).SerializeToString(deterministic=True)
+    assert records.encode(example, features) == expected
+
+
+@pytest.mark.parametrize("compression", [None, "GZIP", "ZLIB"])
+def test_the_shard_writer_is_read_back_by_tensorflow(tmp_path, compression):
+    path = str(tmp_path / "shard.tfrecord")
+    payloads = [bytes([index]) * (index * 1000) for index in range(20)]
+    with records.ShardWriter(path, compression) as writer:
+        for payload in payloads:
+            writer.write(payload)
+    read = [bytes(r.numpy()) for r in tf.data.TFRecordDataset(path, compression_type=compression or "")]
+    assert read == payloads
+    good, problems, _ = records.scan(path, compression)
+    assert (good, problems) == (20, [])

@@ -44,6 +44,8 @@ from tfkit.records import IMAGE_ENCODINGS, Feature, Schema, read_schema
 Batch = tuple[tf.Tensor, tf.Tensor, tf.Tensor]  # features, labels, per-example weights
 
 _MAX_INTERLEAVE = 8
+_RECORDS_PER_READ = 256
+_SMALL_RECORD_BYTES = 4096
 
 
 def check_features(schema: Schema, config: DataConfig, *, folder: str) -> None:
@@ -167,8 +169,7 @@ def _repaired_copy(path: str, compression: str | None, spans: list[tuple[int, in
     if os.path.exists(target):
         return target
     temporary = f"{target}.{os.getpid()}.tmp"
-    options = tf.io.TFRecordOptions(compression_type=compression or "")
-    with records.open_stream(path, compression) as stream, tf.io.TFRecordWriter(temporary, options) as writer:
+    with records.open_stream(path, compression) as stream, records.ShardWriter(temporary, compression) as writer:
         position = 0
         for offset, length in spans:
             stream.read(offset - position)  # streams: skip forward to the record's data
@@ -208,6 +209,13 @@ def dataset_fn(
     epoch_seed = (seed * 1_000_003 + epoch) % (2**31 - 1)
     shuffle = shuffle_examples(schema, config)
     augment = _augment(config) if training else None
+    # Small records pass the parallel interleave in blocks: its cost is per element, and a 256-byte record would
+    # pay it 256 times over. Large records go one by one, which keeps the interleave's buffers small.
+    per_read = _RECORDS_PER_READ if record_bytes(schema) <= _SMALL_RECORD_BYTES else 1
+
+    def read_file(path: tf.Tensor) -> tf.data.Dataset:
+        file_records = tf.data.TFRecordDataset(path, compression_type=schema.compression or "")
+        return file_records.batch(per_read) if per_read > 1 else file_records
 
     def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
         if len(files) < context.num_input_pipelines:
@@ -220,11 +228,13 @@ def dataset_fn(
         if training and not config.cache:  # a cache is written in one file order and read back in it
             dataset = dataset.shuffle(len(mine), seed=epoch_seed)
         dataset = dataset.interleave(
-            lambda path: tf.data.TFRecordDataset(path, compression_type=schema.compression or ""),
+            read_file,
             cycle_length=min(len(mine), _MAX_INTERLEAVE),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
+        if per_read > 1:
+            dataset = dataset.unbatch()
         if config.cache:
             split = "train" if training else "eval"
             dataset = dataset.cache(

@@ -51,7 +51,9 @@ IMAGE_ENCODINGS = ("jpeg", "png")
 COMPRESSIONS = ("GZIP", "ZLIB")
 DEFAULT_SHARD_BYTES = 128 * 2**20
 MIN_SHARDS = 10  # shards per split when the data allows: enough for 10 reading hosts, or one host's interleave
-PARALLEL_ABOVE_BYTES = 256 * 2**20
+# One process writes uncompressed shards at page-cache speed (1.6 GB/s here); spawning writers, each importing
+# TensorFlow, costs seconds. They pay off when the work is CPU-bound: compression, or very large data.
+PARALLEL_ABOVE_BYTES = {None: 8 * 2**30, "GZIP": 256 * 2**20, "ZLIB": 256 * 2**20}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +124,11 @@ def shard_name(split: str, index: int, count: int) -> str:
 
 
 def encode(example: Mapping[str, Any], features: Mapping[str, Feature]) -> bytes:
-    """Serialises one example as a ``tf.train.Example``.
+    """Serialises one example as a ``tf.train.Example``, byte for byte what protobuf's deterministic output is.
+
+    The protobuf wire format is written directly: a Python ``tf.train.Example`` costs more per record than the
+    data's own copy, and its map order depends on the process's hash seed unless asked to be deterministic. The
+    array's bytes are copied once, into the result.
 
     Raises:
         UserError: A feature is missing, extra, or of the wrong shape.
@@ -131,26 +137,91 @@ def encode(example: Mapping[str, Any], features: Mapping[str, Feature]) -> bytes
         raise UserError(
             f"example has features {sorted(example)}; expected exactly {sorted(features)} as in the schema."
         )
-    encoded = {}
-    for name, spec in features.items():
+    pieces: list[Any] = []
+    entries_length = 0
+    for name in sorted(features):  # map entries in key order, as deterministic serialisation has them
+        spec = features[name]
         value = example[name]
-        if spec.encoding in (*IMAGE_ENCODINGS, "string"):
-            data = value if isinstance(value, bytes) else bytes(np.asarray(value).item())
-            encoded[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))
-            continue
-        array = np.asarray(value, dtype=spec.dtype)
-        if array.shape != tuple(spec.shape):
-            raise UserError(f"feature '{name}' has shape {array.shape}; expected {tuple(spec.shape)} as in the schema.")
-        if spec.encoding == "raw":
-            encoded[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[array.tobytes()]))
+        if spec.encoding == "int64":
+            array = np.asarray(value, dtype=spec.dtype)
+            _check_shape(name, array, spec)
+            packed = b"".join(_varint(int(item) & 0xFFFFFFFFFFFFFFFF) for item in array.reshape(-1).tolist())
+            inner = [b"\x0a", _varint(len(packed)), packed] if packed else []  # Int64List.value, packed
+            kind = b"\x1a"  # Feature.int64_list
         else:
-            encoded[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=array.reshape(-1).tolist()))
-    # deterministic: map entries in key order, so the bytes do not depend on the process (its hash seed).
-    return tf.train.Example(features=tf.train.Features(feature=encoded)).SerializeToString(deterministic=True)
+            if spec.encoding == "raw":
+                array = np.asarray(value, dtype=spec.dtype)
+                _check_shape(name, array, spec)
+                simple = array.size and array.ndim and array.flags.c_contiguous  # a view can be cast to bytes
+                data: Any = array.data.cast("B") if simple else array.tobytes()
+            else:
+                data = value if isinstance(value, (bytes, bytearray, memoryview)) else bytes(np.asarray(value).item())
+            inner = [b"\x0a", _varint(len(data)), data]  # BytesList.value
+            kind = b"\x0a"  # Feature.bytes_list
+        inner_length = sum(len(piece) for piece in inner)
+        feature = [kind, _varint(inner_length), *inner]
+        feature_length = sum(len(piece) for piece in feature)
+        key = name.encode()
+        entry = [b"\x0a", _varint(len(key)), key, b"\x12", _varint(feature_length), *feature]  # key, value
+        entry_length = sum(len(piece) for piece in entry)
+        pieces += [b"\x0a", _varint(entry_length), *entry]  # Features.feature
+        entries_length += 1 + len(_varint(entry_length)) + entry_length
+    return b"".join([b"\x0a", _varint(entries_length), *pieces])  # Example.features
 
 
-def _writer_options(compression: str | None) -> tf.io.TFRecordOptions:
-    return tf.io.TFRecordOptions(compression_type=compression or "")
+def _check_shape(name: str, array: np.ndarray, spec: Feature) -> None:
+    if array.shape != tuple(spec.shape):
+        raise UserError(f"feature '{name}' has shape {array.shape}; expected {tuple(spec.shape)} as in the schema.")
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+class ShardWriter:
+    """Writes TFRecord framing (length, masked CRC32C, data, masked CRC32C), optionally compressed, to one file.
+
+    Plain file writes with a C CRC: no TensorFlow op per record. Local paths are written directly, others
+    (``gs://``) through ``tf.io.gfile``.
+    """
+
+    def __init__(self, path: str, compression: str | None = None) -> None:
+        remote = "://" in path
+        self.handle: Any = tf.io.gfile.GFile(path, "wb") if remote else open(path, "wb", buffering=1 << 20)  # noqa: SIM115
+        self.compressor = None
+        if compression:
+            self.compressor = zlib.compressobj(6, zlib.DEFLATED, 31 if compression == "GZIP" else 15)
+
+    def write(self, record: bytes) -> None:
+        """Appends one record."""
+        header = struct.pack("<Q", len(record))
+        frame = (header, struct.pack("<I", _masked_crc(header)), record, struct.pack("<I", _masked_crc(record)))
+        if self.compressor is None:
+            for piece in frame:
+                self.handle.write(piece)
+        else:
+            for piece in frame:
+                self.handle.write(self.compressor.compress(piece))
+
+    def close(self) -> None:
+        """Flushes and closes the file."""
+        if self.compressor is not None:
+            self.handle.write(self.compressor.flush())
+            self.compressor = None
+        self.handle.close()
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _normal_compression(compression: str | None) -> str | None:
@@ -197,15 +268,14 @@ def write_split(
     """
     compression = _normal_compression(compression)
     out = _prepare(out_dir)
-    options = _writer_options(compression)
     paths: list[Path] = []
     counts: list[int] = []
-    writers: list[tf.io.TFRecordWriter] = []
+    writers: list[ShardWriter] = []
 
     def open_shard() -> None:
         paths.append(out / f".{split}-{len(paths):05d}.tmp")
         counts.append(0)
-        writers.append(tf.io.TFRecordWriter(str(paths[-1]), options))
+        writers.append(ShardWriter(str(paths[-1]), compression))
 
     for _ in range(num_shards or 1):
         open_shard()
@@ -240,7 +310,7 @@ def write(
     min_shards: int = MIN_SHARDS,
     compression: str | None = None,
     shuffle_seed: int | None = None,
-    workers: int | None = None,
+    workers: int | None = 1,
     indices: Sequence[int] | np.ndarray | None = None,
 ) -> Schema:
     """Writes a source with a known length (see tfkit.sources) as one split.
@@ -253,7 +323,9 @@ def write(
         min_shards: At least this many shards when the data has that many examples.
         compression: None, ``gzip`` or ``zlib``.
         shuffle_seed: Shuffle the examples with this seed at write time; None keeps their order.
-        workers: Processes to write with; None picks several for data over 256 MB, else 1.
+        workers: Processes to write with; None picks several when that pays (compressed data over 256 MB, or any
+            over 8 GB; the command line's default).
+            They are spawned, so a script that asks for more than 1 needs the ``if __name__ == "__main__":`` guard.
         indices: Write only these examples of the source (an eval share, say), in this order before shuffling.
 
     Returns:
@@ -277,7 +349,7 @@ def write(
         for index in range(count)
     ]
     if workers is None:
-        workers = min(os.cpu_count() or 1, count) if total > PARALLEL_ABOVE_BYTES else 1
+        workers = min(os.cpu_count() or 1, count) if total > PARALLEL_ABOVE_BYTES[compression] else 1
     try:
         if workers > 1 and source.parallel:
             # spawn, never fork: a forked TensorFlow runtime can deadlock. Each child opens the source itself.
@@ -306,7 +378,7 @@ def _write_shard(job: tuple[Any, np.ndarray, str, str | None]) -> int:
     # Read in index order (sequential for files such as HDF5), write in the shard's own (maybe shuffled) order.
     ascending = np.sort(order)
     examples = dict(zip(ascending.tolist(), source.read(ascending), strict=True))
-    with tf.io.TFRecordWriter(path, _writer_options(compression)) as writer:
+    with ShardWriter(path, compression) as writer:
         for index in order.tolist():
             writer.write(encode(examples.pop(index), features))
     return len(order)
