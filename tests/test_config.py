@@ -104,3 +104,13 @@ def test_bad_config_is_rejected_with_one_line_naming_key_value_and_expectation(t
 def test_a_missing_config_file_says_which(tmp_path):
     with pytest.raises(UserError, match=r"config file '.*nowhere.yaml' does not exist; expected a YAML file"):
         config_lib.load(tmp_path / "nowhere.yaml")
+
+
+def test_setting_the_model_by_name_keeps_the_sections_other_keys(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "model: {name: EfficientNetV2L, num_classes: 1}\ndata: {train: /data}\n"
+        "train: {epochs: 1, global_batch_size: 8}\n"
+    )
+    config = config_lib.load(path, overrides=["model=digits_cnn"])
+    assert (config.model.name, config.model.num_classes) == ("digits_cnn", 1)

@@ -43,7 +43,7 @@ class RunState:
         identity: What the checkpoints mean (model, shapes, global batch); a resume must match it.
         batch: The batch settings in force, (per-replica batch, accumulation steps). Their product with the
             replicas is the global batch, which must not change; the split may (another machine, an OOM retry).
-        learning_rate_scale: The NaN guard's multiplier of the learning rate.
+        learning_rate_scale: The multiplier of the learning rate that the NaN guard and the plateau schedule lower.
     """
 
     def __init__(
@@ -64,6 +64,8 @@ class RunState:
         self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
         self.best = tf.Variable(math.nan, dtype=tf.float64, trainable=False, name="best")
         self.batch = tf.Variable(batch, dtype=tf.int64, trainable=False, name="batch")
+        # Epochs since the monitored value last improved, for the plateau schedule.
+        self.plateau_wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="plateau_wait")
         self.checkpoint = tf.train.Checkpoint(
             model=model,
             optimizer=optimizer,
@@ -75,6 +77,7 @@ class RunState:
             elapsed=self.elapsed,
             best=self.best,
             batch=self.batch,
+            plateau_wait=self.plateau_wait,
             learning_rate_scale=learning_rate_scale,
         )
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)

@@ -204,7 +204,11 @@ class OptimizerConfig:
         base_batch_size: The global batch that ``base_learning_rate`` was tuned for.
         scaling: How the rate follows the global batch: ``linear``, ``sqrt`` or ``none``.
         warmup_steps: Steps of linear warmup from 0 to the scaled rate.
-        schedule: After warmup, ``cosine`` decay to 0 at the last step, or ``constant``.
+        schedule: After warmup, ``cosine`` decay to 0 at the last step, ``constant``, or ``plateau``: constant,
+            multiplied by ``plateau_factor`` whenever the monitored value (``checkpoint.monitor``) has not improved
+            for ``plateau_patience`` epochs (Keras' ReduceLROnPlateau).
+        plateau_factor: What a plateau multiplies the learning rate by.
+        plateau_patience: Epochs without improvement before the rate is lowered.
         weight_decay: Decoupled weight decay (adamw, sgd).
         momentum: Momentum for sgd.
     """
@@ -214,7 +218,9 @@ class OptimizerConfig:
     base_batch_size: int = 64
     scaling: Literal["linear", "sqrt", "none"] = "linear"
     warmup_steps: int = 0
-    schedule: Literal["cosine", "constant"] = "cosine"
+    schedule: Literal["cosine", "constant", "plateau"] = "cosine"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
     weight_decay: float = 0.0
     momentum: float = 0.9
 
@@ -386,6 +392,12 @@ def validate(config: Config) -> None:
                 + ("" if config.data.eval else " (val_ values need data.eval)")
                 + "."
             )
+    if not 0 < config.optimizer.plateau_factor < 1 or config.optimizer.plateau_patience < 1:
+        raise UserError(
+            f"config keys 'optimizer.plateau_factor' ({config.optimizer.plateau_factor}) and "
+            f"'optimizer.plateau_patience' ({config.optimizer.plateau_patience}); expected a factor in (0, 1) and a "
+            "patience of at least 1 epoch."
+        )
     if config.train.nan_retries < 0 or not 0 < config.train.nan_lr_factor <= 1:
         raise UserError(
             f"config keys 'train.nan_retries' ({config.train.nan_retries}) and 'train.nan_lr_factor' "
@@ -525,6 +537,8 @@ def _parse_override(item: str) -> tuple[str, Any]:
 
 
 def _set(tree: dict[str, Any], key: str, value: Any) -> None:
+    if key == "model" and isinstance(value, str):
+        key = "model.name"  # --set model=X swaps the model and keeps the section's other keys (num_classes, ...)
     parts = key.split(".")
     if isinstance(tree.get("model"), str):
         tree["model"] = {"name": tree["model"]}

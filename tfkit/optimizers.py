@@ -49,7 +49,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         peak: The learning rate after warmup.
         warmup_steps: Steps of warmup; 0 for none.
         total_steps: The run's optimizer steps, where the cosine reaches 0.
-        decay: ``cosine`` or ``constant``.
+        decay: ``cosine``, ``constant``, or ``plateau`` (constant here; the loop lowers ``scale``).
     """
 
     def __init__(self, *, peak: float, warmup_steps: int, total_steps: int, decay: str) -> None:
@@ -73,7 +73,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         step = tf.cast(step, tf.float32)
         warmup = tf.cast(max(self.warmup_steps, 1), tf.float32)
         warm = self.peak * tf.minimum(1.0, (step + 1.0) / warmup)
-        if self.decay == "constant":
+        if self.decay in ("constant", "plateau"):  # a plateau lowers self.scale, from the training loop
             return warm * self.scale
         span = tf.cast(max(self.total_steps - self.warmup_steps, 1), tf.float32)
         progress = tf.clip_by_value((step - float(self.warmup_steps)) / span, 0.0, 1.0)

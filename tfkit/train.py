@@ -609,10 +609,27 @@ class Trainer:
         )
         monitor_name, monitor_mode = config_lib.monitored(self.config)
         value = {**train_values, **{f"val_{name}": v for name, v in eval_values.items()}}[monitor_name]
+        improved = self.state.improves(value, mode=monitor_mode)
+        if self.config.optimizer.schedule == "plateau":
+            self._plateau(improved, monitor_name)
         # The epoch's rows are written before its checkpoint: a kill in between resumes from the checkpoint before,
         # and rewind() removes the rows, so they are never duplicated or lost.
-        self._save(best=value if self.state.improves(value, mode=monitor_mode) else None)
+        self._save(best=value if improved else None)
         self.stop_reason = self.stop_reason or self.watch.reason(step_before=self.step, step_after=self.step)
+
+    def _plateau(self, improved: bool, monitor_name: str) -> None:
+        """Reduce-LR-on-plateau: lowers the rate after ``plateau_patience`` epochs without a better monitored value."""
+        optimizer = self.config.optimizer
+        wait = 0 if improved else int(self.state.plateau_wait.numpy()) + 1
+        if wait >= optimizer.plateau_patience:
+            self.schedule.scale.assign(float(self.schedule.scale.numpy()) * optimizer.plateau_factor)
+            _say(
+                self.work,
+                f"tfkit: {monitor_name} has not improved for {wait} epoch(s); learning rate "
+                f"x{optimizer.plateau_factor:g} (now x{float(self.schedule.scale.numpy()):g} of the schedule's)",
+            )
+            wait = 0
+        self.state.plateau_wait.assign(wait)
 
     # --- recoveries ----------------------------------------------------------------------------------------------
 
