@@ -106,14 +106,8 @@ def search(
         options = [batch for batch in candidates if batch <= upper]
         if options and ok(options[-1]):  # the common case: the whole share fits, one trial
             return options[-1], trials
-        low, high = -1, len(options) - 1  # options[high] fails; find the last that fits by bisection
-        while high - low > 1:
-            middle = (low + high) // 2
-            if ok(options[middle]):
-                low = middle
-            else:
-                high = middle
-        return (options[low] if low >= 0 else None), trials
+        last = _last_that_fits(options[:-1], ok)  # options[-1] failed
+        return (options[last] if last >= 0 else None), trials
 
     start = min(8, upper)
     if not ok(start):
@@ -126,15 +120,21 @@ def search(
         good, batch = batch, batch * 2
     failed = batch if batch <= upper else upper + 1
     step = multiple_above_128 if good >= 128 else (8 if good >= 8 else 1)
-    between = [value for value in range(good + step, failed, step)]
-    low, high = -1, len(between)  # bisection: between[low] fits, between[high] does not
+    between = list(range(good + step, failed, step))
+    last = _last_that_fits(between, ok)
+    return (between[last] if last >= 0 else good), trials
+
+
+def _last_that_fits(options: list[int], ok: Callable[[int], bool]) -> int:
+    """Bisection over ascending ``options``, assuming that what fits is a prefix; the last index that fits, or -1."""
+    low, high = -1, len(options)  # options[low] fits (or low is -1), options[high] does not (or is past the end)
     while high - low > 1:
         middle = (low + high) // 2
-        if ok(between[middle]):
+        if ok(options[middle]):
             low = middle
         else:
             high = middle
-    return (between[low] if low >= 0 else good), trials
+    return low
 
 
 def divisors(number: int) -> list[int]:
