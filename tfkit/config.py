@@ -59,8 +59,9 @@ class DataConfig:
         features: The schema feature fed to the model.
         label: The schema feature used as the target.
         shuffle_buffer: Examples held in the shuffle buffer (0 turns shuffling off).
-        shuffle_buffer_bytes: A bound on the shuffle buffer in bytes, e.g. ``256MB``: fewer examples are held when
-            they are large.
+        shuffle_buffer_bytes: A bound on the shuffle buffer in bytes: fewer examples are held when they are large
+            (620 EEG windows of 100 KB in the default 64 MB). The buffer fills before the first batch, so a large one
+            also delays every epoch's start.
         deterministic: Keep tf.data's output order fixed for a seed; off trades reproducibility for throughput.
         augment: ``module:function`` or ``file.py:function`` applied to each training batch after decoding:
             ``(features, labels) -> (features, labels)``.
@@ -78,7 +79,7 @@ class DataConfig:
     features: str = "image"
     label: str = "label"
     shuffle_buffer: int = 2048
-    shuffle_buffer_bytes: str = "256MB"
+    shuffle_buffer_bytes: str = "64MB"
     deterministic: bool = True
     augment: str | None = None
     image_size: tuple[int, ...] = ()
