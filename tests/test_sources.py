@@ -185,6 +185,7 @@ def test_a_write_killed_midway_leaves_no_shard_that_looks_complete(tmp_path):
     assert not (out / "schema.json").exists() and not list(out.glob("train-*.tfrecord"))
     again = tfkit_process(command, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
+    assert not list(out.glob(".train-*.tmp"))  # the rewrite cleared the interrupted one's temporaries
     verified = tfkit_process(["tfkit.records", "verify", "out"], cwd=tmp_path)
     assert verified.returncode == 0 and "3000 good records of 3000" in verified.stdout
 

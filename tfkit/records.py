@@ -267,7 +267,7 @@ def write_split(
         UserError: An example does not match the schema, or there are no examples.
     """
     compression = _normal_compression(compression)
-    out = _prepare(out_dir)
+    out = _prepare(out_dir, split)
     paths: list[Path] = []
     counts: list[int] = []
     writers: list[ShardWriter] = []
@@ -343,7 +343,7 @@ def write(
     total = len(order) * max(source.example_bytes, 1)
     count = max(1, min(len(order), max(min_shards, math.ceil(total / shard_bytes))))
     bounds = [round(index * len(order) / count) for index in range(count + 1)]
-    out = _prepare(out_dir)
+    out = _prepare(out_dir, split)
     jobs = [
         (source, order[bounds[index] : bounds[index + 1]], str(out / f".{split}-{index:05d}.tmp"), compression)
         for index in range(count)
@@ -384,10 +384,12 @@ def _write_shard(job: tuple[Any, np.ndarray, str, str | None]) -> int:
     return len(order)
 
 
-def _prepare(out_dir: str | os.PathLike[str]) -> Path:
+def _prepare(out_dir: str | os.PathLike[str], split: str) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / SCHEMA_FILE).unlink(missing_ok=True)  # the folder is incomplete until the schema is back
+    for leftover in out.glob(f".{split}-*.tmp"):
+        leftover.unlink()  # an interrupted earlier write's
     return out
 
 
