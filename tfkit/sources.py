@@ -55,7 +55,6 @@ class ArraySource:
     ``.npy`` files are memory-mapped, so a file larger than RAM converts.
     """
 
-    sized = True
     parallel = True
 
     def __init__(self, paths: Sequence[str], *, names: Sequence[str] | None = None, label: str | None = None) -> None:
@@ -158,7 +157,6 @@ class ImageFolderSource:
     (the class index, with the class names in the schema).
     """
 
-    sized = True
     parallel = True
 
     def __init__(self, root: str) -> None:
@@ -209,7 +207,6 @@ class ImageFolderSource:
 class TFDSSource:
     """A tensorflow-datasets dataset already prepared on disk (``tfds.builder_from_directory``), read in order."""
 
-    sized = True
     parallel = True
 
     def __init__(self, directory: str, *, split: str = "train", label: str | None = None) -> None:
