@@ -209,7 +209,9 @@ class TFDSSource:
 
     parallel = True
 
-    def __init__(self, directory: str, *, split: str = "train", label: str | None = None) -> None:
+    def __init__(
+        self, directory: str, *, split: str = "train", label: str | None = None, names: Sequence[str] | None = None
+    ) -> None:
         self.directory = directory
         self.split = split
         builder = self._builder()
@@ -222,6 +224,14 @@ class TFDSSource:
         spec = builder.as_dataset(split=f"{split}[:1]").element_spec
         if not isinstance(spec, dict):
             raise UserError(f"tensorflow-datasets '{directory}' yields {type(spec).__name__}; expected a dict.")
+        if names:
+            missing = [name for name in names if name not in spec]
+            if missing:
+                raise UserError(
+                    f"--features names {', '.join(missing)}, which {directory} does not hold; expected some of "
+                    f"{', '.join(spec)}."
+                )
+            spec = {name: spec[name] for name in names}
         self.label = _pick_label(list(spec), label)
         self.features: dict[str, Feature] = {}
         for name, item in spec.items():
@@ -283,10 +293,7 @@ def open_source(
         return HDF5Source(first, names=features, label=label)
     if os.path.isdir(first):
         if os.path.exists(os.path.join(first, "dataset_info.json")):
-            source = TFDSSource(first, split=tfds_split, label=label)
-            if features:
-                source.features = {name: source.features[name] for name in features if name in source.features}
-            return source
+            return TFDSSource(first, split=tfds_split, label=label, names=features)
         return ImageFolderSource(first)
     raise UserError(
         f"source '{first}' is not a kind tfkit.records can read; expected .npy, .npz, .h5/.hdf5, a folder of images "
