@@ -68,7 +68,10 @@ class DataConfig:
         image_size: ``[height, width]`` to resize encoded images to; needed when their sizes vary.
         cache: A file path prefix to cache the records in after the first epoch (e.g. data read from ``gs://``);
             None for no cache.
-        ram_budget: tf.data's autotuning RAM budget, e.g. ``2GB``; None for tf.data's default.
+        autotune: Let tf.data tune the reader's parallelism and prefetch. Off, they are fixed (8 files at once, a
+            parse per CPU core, 2 batches ahead) and memory is steady from the first batch; on, it can be faster on
+            some hosts, and memory grows with running time as the tuning settles.
+        ram_budget: With ``autotune``, tf.data's RAM budget for its buffers, e.g. ``2GB``; None for its default.
         skip_corrupt: Skip corrupt or truncated records, counting and reporting them; off stops the run (exit 2)
             naming the shard.
     """
@@ -84,6 +87,7 @@ class DataConfig:
     augment: str | None = None
     image_size: tuple[int, ...] = ()
     cache: str | None = None
+    autotune: bool = False
     ram_budget: str | None = None
     skip_corrupt: bool = False
 

@@ -10,13 +10,18 @@ record is read twice in an epoch. Then, in order:
 5. decode by the schema (raw arrays, int64 lists, JPEG/PNG, strings), with static shapes;
 6. the user's augment function (training only), then prefetch.
 
+Parallelism is fixed by default: the interleave reads as many files at once as it cycles through (up to 8), parsing
+uses every CPU core, and 2 batches are prefetched, so memory is at its steady size from the first batch.
+``data.autotune: true`` lets tf.data tune these within ``data.ram_budget``; it can be faster on some hosts, and its
+buffers grow for minutes, so memory then creeps with running time.
+
 Training batches are static (``drop_remainder=True``). Eval batches are padded to a static shape with a zero weight
 on the padding, so eval sees every record once, on any device. Instead of ``repeat()``, each epoch gets a fresh
 dataset whose order is a function of the seed and the epoch alone: that is what lets a resumed run rebuild the exact
 position from a count.
 
 Host memory is bounded by the shuffle buffer (``data.shuffle_buffer`` examples, at most ``data.shuffle_buffer_bytes``),
-the interleave's open files (at most 8 read buffers) and the prefetch depth (autotuned within ``data.ram_budget``);
+the interleave's open files (at most 8 read buffers), the parse stage (one batch per core) and the prefetch depth;
 never by the size of the data.
 
 Corrupt records: by default a ``DataLossError`` stops the run (tfkit.train names the shard). With
@@ -44,6 +49,7 @@ from tfkit.records import IMAGE_ENCODINGS, Feature, Schema, read_schema
 Batch = tuple[tf.Tensor, tf.Tensor, tf.Tensor]  # features, labels, per-example weights
 
 _MAX_INTERLEAVE = 8
+_PREFETCH_BATCHES = 2  # per input pipeline, without data.autotune
 _RECORDS_PER_READ = 256
 _SMALL_RECORD_BYTES = 4096
 
@@ -209,6 +215,9 @@ def dataset_fn(
     epoch_seed = (seed * 1_000_003 + epoch) % (2**31 - 1)
     shuffle = shuffle_examples(schema, config)
     augment = _augment(config) if training else None
+    # Fixed parallelism and prefetch put the pipeline's memory at its steady size from the first batch; autotuning
+    # grows its buffers and threads for minutes, so memory creeps with running time (see data.autotune).
+    parallel = tf.data.AUTOTUNE if config.autotune else (os.cpu_count() or 1)
     # Small records pass the parallel interleave in blocks: its cost is per element, and a 256-byte record would
     # pay it 256 times over. Large records go one by one, which keeps the interleave's buffers small.
     per_read = _RECORDS_PER_READ if record_bytes(schema) <= _SMALL_RECORD_BYTES else 1
@@ -230,7 +239,7 @@ def dataset_fn(
         dataset = dataset.interleave(
             read_file,
             cycle_length=min(len(mine), _MAX_INTERLEAVE),
-            num_parallel_calls=tf.data.AUTOTUNE,
+            num_parallel_calls=tf.data.AUTOTUNE if config.autotune else min(len(mine), _MAX_INTERLEAVE),
             deterministic=True,
         )
         if per_read > 1:
@@ -246,20 +255,19 @@ def dataset_fn(
         if skip_batches:
             dataset = dataset.skip(skip_batches)  # before parsing: skipped batches are read, never decoded
         parse = _parser(schema, features=config.features, label=config.label, image_size=config.image_size)
-        dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        dataset = dataset.map(parse, num_parallel_calls=parallel, deterministic=True)
         if augment is not None:
-            dataset = dataset.map(
-                lambda x, y, w: (*augment(x, y), w), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-            )
+            dataset = dataset.map(lambda x, y, w: (*augment(x, y), w), num_parallel_calls=parallel, deterministic=True)
         if not training:
             dataset = dataset.map(lambda x, y, w: _pad(x, y, w, per_replica_batch_size))
         options = tf.data.Options()
         options.deterministic = config.deterministic
-        if config.ram_budget:
+        options.autotune.enabled = config.autotune
+        if config.autotune and config.ram_budget:
             options.autotune.ram_budget = size_limit(config.ram_budget, budget=1, key="data.ram_budget")
         # Files are already split per pipeline above; stop tf.distribute from sharding a second time.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+        return dataset.with_options(options).prefetch(tf.data.AUTOTUNE if config.autotune else _PREFETCH_BATCHES)
 
     return make
 
