@@ -12,7 +12,7 @@ fresh virtual environment, with pip's configuration and environment ignored, and
 
 .. code-block:: shell
 
-    python -m tfkit.wheels build --dest wheels --tensorflow tensorflow-tpu --python 3.10 --constraints freeze.txt
+    python -m tfkit.wheels build --dest wheels --tensorflow tensorflow-tpu --python 3.11 --constraints freeze.txt
     python -m tfkit.wheels verify wheels
     # in the notebook, with the folder attached as a dataset:
     pip install --no-index --find-links /kaggle/input/tfkit-wheels 'tfkit[tpu]'
