@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -86,3 +87,16 @@ def test_the_bundle_installs_offline_into_a_fresh_venv_and_trains_outside_the_re
     summary = json.loads((outside_repo / "runs" / "digits" / "summary.json").read_text())
     assert summary["status"] == "completed"
     assert str(venv) in (outside_repo / "runs" / "digits" / "config.yaml").read_text()  # the wheel's own data
+
+
+def test_a_tpu_bundle_gets_the_current_tensorflow_tpu_and_a_libtpu_that_needs_a_newer_glibc(tmp_path):
+    manifest = wheels.build(tmp_path / "wheels", tensorflow="tensorflow-tpu")
+    names = list(manifest["files"])
+    (tpu,) = [name for name in names if name.startswith("tensorflow_tpu-")]
+    (libtpu,) = [name for name in names if name.startswith("libtpu-")]
+    # With tags only up to manylinux_2_28, pip quietly took tensorflow-tpu 2.19.1 and libtpu 0.0.10.
+    assert tuple(int(part) for part in tpu.split("-")[1].split(".")[:2]) >= (2, 20), tpu
+    glibc = re.search(r"manylinux_2_(\d+)", libtpu)
+    assert glibc and int(glibc.group(1)) >= 31, libtpu
+    assert manifest["install"] == "tfkit[tpu]"
+    assert wheels.verify(tmp_path / "wheels", install=False) == []

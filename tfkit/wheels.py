@@ -33,16 +33,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tfkit import __version__
+from tfkit import __version__, distribute
 from tfkit.errors import UserError, run_cli
 
 MANIFEST = "manifest.json"
 TENSORFLOW_CHOICES = ("tensorflow", "tensorflow-cpu", "tensorflow-tpu", "none")
-# pip matches one platform tag per flag; several let it take the newest wheel any of them allows.
+# pip matches one platform tag per flag; several let it take the newest wheel any of them allows. A list that stops
+# at an old glibc quietly picks old releases: libtpu's current wheels need manylinux_2_31, and with 2_28 at the top
+# pip settles for tensorflow-tpu 2.19 with libtpu 0.0.10. Ubuntu 22.04 (Kaggle, TPU VMs) has glibc 2.35.
 DEFAULT_PLATFORMS = (
-    "manylinux_2_28_x86_64",
-    "manylinux_2_27_x86_64",
-    "manylinux_2_17_x86_64",
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)),
     "manylinux2014_x86_64",
     "manylinux2010_x86_64",
     "manylinux1_x86_64",
@@ -182,6 +182,11 @@ def verify(
             problems.append(f"offline install failed: {_last_error(result.stdout + result.stderr)}")
             return problems
         if manifest["tensorflow"] == "none":
+            return problems
+        if manifest["tensorflow"] == "tensorflow-tpu" and not distribute.tpu_signs():
+            # Off a TPU, importing tensorflow-tpu makes libtpu ask the GCE metadata server for the TPU's topology,
+            # over the network, for minutes. The install is checked; the import is the TPU VM's to check.
+            print("import check skipped: tensorflow-tpu only imports cleanly on a TPU VM (run verify there)")
             return problems
         check = subprocess.run(
             [str(python), "-c", "import tfkit; print(tfkit.__version__)"],
