@@ -130,9 +130,13 @@ def _is_glob(source: str) -> bool:
 
 
 def _glob_schema(pattern: str, config: DataConfig) -> Schema:
+    if "://" not in pattern:
+        pattern = os.path.abspath(pattern)  # shard paths below must be absolute (see the end)
     folder = config.schema or os.path.dirname(pattern)
     if folder.endswith(records.SCHEMA_FILE):
         folder = os.path.dirname(folder)
+    if "://" not in folder:
+        folder = os.path.abspath(folder)
     schema = read_schema(folder)
     matched = set(tf.io.gfile.glob(pattern))
     if not matched:
@@ -144,14 +148,14 @@ def _glob_schema(pattern: str, config: DataConfig) -> Schema:
             f"'{unknown[0]}' matches the glob '{pattern}' but is not a shard of the schema in '{folder}'; expected "
             "only that schema's shards. Narrow the glob or set data.schema."
         )
+    # Absolute paths: Schema.files joins them to the glob unchanged, so every reader treats both forms alike.
     shards = tuple({**shard, "file": path} for path, shard in known.items() if path in matched)
     return dataclasses.replace(schema, shards=shards, records=sum(shard["records"] for shard in shards))
 
 
 def _skip_corrupt(source: str, schema: Schema) -> Schema:
-    folder = "" if _is_glob(source) else source
     shards, skipped = [], []
-    for shard, path in zip(schema.shards, schema.files(folder), strict=True):
+    for shard, path in zip(schema.shards, schema.files(source), strict=True):
         good, problems, spans = records.scan(path, schema.compression)
         if not problems:
             shards.append(shard)
@@ -211,7 +215,7 @@ def dataset_fn(
     Returns:
         A function from an InputContext to a dataset of ``(features, labels, weights)`` batches.
     """
-    files = schema.files("" if _is_glob(folder) else folder)
+    files = schema.files(folder)
     epoch_seed = (seed * 1_000_003 + epoch) % (2**31 - 1)
     shuffle = shuffle_examples(schema, config)
     augment = _augment(config) if training else None

@@ -42,7 +42,9 @@ import google_crc32c
 import numpy as np
 import tensorflow as tf
 
+from tfkit import config as config_lib
 from tfkit.errors import UserError, run_cli
+from tfkit.memory import format_bytes
 
 SCHEMA_FILE = "schema.json"
 FORMAT = "tfkit.records/1"
@@ -660,7 +662,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m tfkit.records write|inspect|verify``; returns the exit code (verify: 1 on corruption)."""
-    from tfkit import config as config_lib
     from tfkit import sources  # sources imports this module
 
     args = _parser().parse_args(list(argv if argv is not None else sys.argv[1:]))
@@ -705,16 +706,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _written(folder: str, schema: Schema) -> str:
     return (
-        f"wrote {schema.records} records in {len(schema.shards)} shard(s), {_size(schema.bytes)}, to {folder} "
+        f"wrote {schema.records} records in {len(schema.shards)} shard(s), {format_bytes(schema.bytes)}, to {folder} "
         f"(features: {', '.join(schema.features)})"
     )
-
-
-def _size(value: int) -> str:
-    """``1.2 MB``-style text."""
-    from tfkit.memory import format_bytes
-
-    return format_bytes(value)
 
 
 def _inspect(folder: str) -> str:
@@ -723,7 +717,7 @@ def _inspect(folder: str) -> str:
     schema = read_schema(folder)
     lines = [
         f"{folder}: split {schema.split}, {schema.records} records in {len(schema.shards)} shard(s), "
-        f"{_size(schema.bytes)}, compression {schema.compression or 'none'}"
+        f"{format_bytes(schema.bytes)}, compression {schema.compression or 'none'}"
     ]
     for name, feature in schema.features.items():
         extra = f", {feature.num_classes} classes" if feature.num_classes else ""

@@ -41,6 +41,21 @@ def _array_feature(name: str, array: Any, *, label: str | None) -> Feature:
     return Feature(dtype=dtype.name, shape=shape, encoding="raw")
 
 
+def _select(available: dict[str, Any], names: Sequence[str], *, where: str) -> dict[str, Any]:
+    """The entries ``--features`` names, in its order.
+
+    Raises:
+        UserError: A name the source does not hold.
+    """
+    missing = [name for name in names if name not in available]
+    if missing:
+        raise UserError(
+            f"--features names {', '.join(missing)}, which {where} does not hold; expected some of "
+            f"{', '.join(available)}."
+        )
+    return {name: available[name] for name in names}
+
+
 def _pick_label(names: Sequence[str], label: str | None) -> str | None:
     if label is not None:
         if label not in names:
@@ -62,13 +77,7 @@ class ArraySource:
         self._arrays: dict[str, Any] | None = None
         arrays = self.arrays()
         if names:
-            missing = [name for name in names if name not in arrays]
-            if missing:
-                raise UserError(
-                    f"--features names {', '.join(missing)}, which {self.describe()} does not hold; expected some of "
-                    f"{', '.join(arrays)}."
-                )
-            self._arrays = arrays = {name: arrays[name] for name in names}
+            self._arrays = arrays = _select(arrays, names, where=self.describe())
         lengths = {name: len(array) for name, array in arrays.items()}
         if len(set(lengths.values())) > 1:
             raise UserError(
@@ -225,13 +234,7 @@ class TFDSSource:
         if not isinstance(spec, dict):
             raise UserError(f"tensorflow-datasets '{directory}' yields {type(spec).__name__}; expected a dict.")
         if names:
-            missing = [name for name in names if name not in spec]
-            if missing:
-                raise UserError(
-                    f"--features names {', '.join(missing)}, which {directory} does not hold; expected some of "
-                    f"{', '.join(spec)}."
-                )
-            spec = {name: spec[name] for name in names}
+            spec = _select(spec, names, where=directory)
         self.label = _pick_label(list(spec), label)
         self.features: dict[str, Feature] = {}
         for name, item in spec.items():

@@ -93,11 +93,8 @@ def run(
     """
     started = time.monotonic()
     config = _load_config(config_or_path, overrides)
-    selected = distribute.select(config.distribute, tpu_resolver=tpu_resolver)
-    train_schema = data.load_schema(config.data.train, config.data)
+    selected, train_schema, provisional = _prepare(config, tpu_resolver=tpu_resolver)
     eval_schema = data.load_schema(config.data.eval, config.data) if config.data.eval else None
-    # Checked before anything is written: a batch that cannot divide or a split too small to fill a batch.
-    provisional = plan.make(config, selected=selected, train_schema=train_schema, batch=_provisional_batch(config))
     run_root = Path(workdir or Path("runs") / config.name)
     if restart and selected.is_chief and run_root.exists() and any(run_root.iterdir()):
         kept = run_root.with_name(f"{run_root.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -135,9 +132,7 @@ def find_batch(
     if base.train.per_replica_batch_size is not None:
         values["train"]["global_batch_size"] = None  # a fixed per-replica batch: find one instead
     config = config_lib.load(None, values=values)
-    selected = distribute.select(config.distribute, tpu_resolver=tpu_resolver)
-    train_schema = data.load_schema(config.data.train, config.data)
-    provisional = plan.make(config, selected=selected, train_schema=train_schema, batch=_provisional_batch(config))
+    selected, train_schema, provisional = _prepare(config, tpu_resolver=tpu_resolver)
     with tempfile.TemporaryDirectory(prefix="tfkit-batch-") as folder:
         trainer = Trainer(
             config,
@@ -768,7 +763,7 @@ def _corrupt_data_error(config: config_lib.Config) -> UserError:
     """The one line for a corrupt record met in training: which shard and record, found by scanning the splits."""
     for folder in filter(None, (config.data.train, config.data.eval)):
         schema = data.load_schema(folder, dataclasses.replace(config.data, skip_corrupt=False))
-        for path in schema.files("" if any(char in folder for char in "*?[") else folder):
+        for path in schema.files(folder):
             _, problems, _ = records.scan(path, schema.compression)
             if problems:
                 return UserError(
@@ -780,6 +775,18 @@ def _corrupt_data_error(config: config_lib.Config) -> UserError:
         "the data reader met a corrupt record that a rescan no longer finds (was a file rewritten?); run "
         "python -m tfkit.records verify on data.train and data.eval."
     )
+
+
+def _prepare(config: config_lib.Config, *, tpu_resolver: Any) -> tuple[distribute.Selected, Any, plan.Plan]:
+    """The strategy, the training schema and the plan from the config alone, before anything is written.
+
+    The plan checks that the batch divides and that the split fills a batch. With ``auto`` it holds a placeholder
+    batch until the finder runs (see ``_provisional_batch``).
+    """
+    selected = distribute.select(config.distribute, tpu_resolver=tpu_resolver)
+    train_schema = data.load_schema(config.data.train, config.data)
+    provisional = plan.make(config, selected=selected, train_schema=train_schema, batch=_provisional_batch(config))
+    return selected, train_schema, provisional
 
 
 def _provisional_batch(config: config_lib.Config) -> tuple[int, int] | None:
