@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from tfkit import memory
 from tfkit.records import Feature
+from tfkit.units import format_bytes
 
 # Above this the finder stops doubling: larger batches rarely train better, and it bounds the search.
 MAX_PER_REPLICA = 1024
@@ -44,7 +45,7 @@ class Trial:
     def describe(self) -> str:
         """``64 fits (1.2 GB)`` or ``128 out of memory``."""
         if self.fits:
-            return f"{self.batch} fits" + (f" ({memory.format_bytes(self.peak_bytes)})" if self.peak_bytes else "")
+            return f"{self.batch} fits" + (f" ({format_bytes(self.peak_bytes)})" if self.peak_bytes else "")
         return f"{self.batch} {self.why}"
 
 
@@ -207,7 +208,7 @@ class TrialRunner:
         # On CPU the batch shares the host with everything else the process holds: count its resident memory too.
         used = (peak or 0) + memory.host_rss_bytes() if self.device_kind == "CPU" else peak
         if fits and used is not None and self.limit_bytes is not None and used > self.limit_bytes:
-            fits, why = False, f"peaks at {memory.format_bytes(used)}, above {self.limit_text}"
+            fits, why = False, f"peaks at {format_bytes(used)}, above {self.limit_text}"
         everywhere = self._everywhere(fits)
         if fits and not everywhere:
             why = "does not fit on another worker"
@@ -238,11 +239,11 @@ class TrialRunner:
 def _limit(device_kind: str, fraction: float) -> tuple[int | None, str]:
     if device_kind == "CPU":
         budget = memory.host_budget_bytes()
-        return int(budget * fraction), f"{fraction:.0%} of the host's {memory.format_bytes(budget)}"
+        return int(budget * fraction), f"{fraction:.0%} of the host's {format_bytes(budget)}"
     total = memory.device_total_bytes(device_kind)
     if total is None:
         return None, f"the {device_kind}'s memory"
-    return int(total * fraction), f"{fraction:.0%} of {device_kind}:0's {memory.format_bytes(total)}"
+    return int(total * fraction), f"{fraction:.0%} of {device_kind}:0's {format_bytes(total)}"
 
 
 def _reset_peak(device: str) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -23,6 +22,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from tfkit import units
 from tfkit.errors import UserError
 
 Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
@@ -442,41 +442,14 @@ def monitored(config: Config) -> tuple[str, str]:
     return name, "max" if name.endswith("accuracy") else "min"
 
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30}
-
-
 def size_limit(text: str, *, budget: int, key: str) -> int:
-    """Parses ``85%`` (of ``budget`` bytes) or a size such as ``6GB`` or ``512MiB`` into bytes.
-
-    Raises:
-        UserError: Naming the key when the text is neither.
-    """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%|[kmgt]?i?b?)\s*", str(text).lower())
-    unit = match.group(2) if match else None
-    if match is None or (unit != "%" and unit not in _UNITS):
-        raise UserError(f"config key '{key}': received {text!r}; expected a share such as 85% or a size such as 6GB.")
-    number = float(match.group(1))
-    if unit == "%":
-        if not 0 < number <= 100:
-            raise UserError(f"config key '{key}': received {text!r}; expected a share above 0% and up to 100%.")
-        return int(budget * number / 100)
-    return int(number * _UNITS[unit or ""])
+    """Parses ``85%`` (of ``budget`` bytes) or a size such as ``6GB`` into bytes (see tfkit.units)."""
+    return units.parse_limit(text, key=key).of(budget)
 
 
 def duration_seconds(text: str, *, key: str) -> float:
-    """Parses ``8h45m``, ``90m``, ``1h``, ``3600s`` or a plain number of seconds.
-
-    Raises:
-        UserError: Naming the key when the text is not a duration.
-    """
-    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", str(text))
-    if not match or not any(match.groups()):
-        raise UserError(f"config key '{key}': received {text!r}; expected a duration such as 8h45m, 90m or 3600s.")
-    hours, minutes, seconds = (float(group) if group else 0.0 for group in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
-        raise UserError(f"config key '{key}': received {text!r}; expected a duration above zero.")
-    return total
+    """Parses a duration such as ``8h45m`` into seconds (see tfkit.units)."""
+    return units.parse_duration(text, key=key)
 
 
 def to_dict(config: Config) -> dict[str, Any]:

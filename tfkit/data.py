@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfkit import records
+from tfkit import records, user_code
 from tfkit.config import DataConfig, size_limit
 from tfkit.errors import UserError
 from tfkit.records import IMAGE_ENCODINGS, Feature, Schema, read_schema
@@ -279,9 +279,7 @@ def dataset_fn(
 def _augment(config: DataConfig) -> Callable[..., Any] | None:
     if not config.augment:
         return None
-    from tfkit.models import user_function  # models imports keras; only with an augment
-
-    function = user_function(config.augment, key="data.augment")
+    function = user_code.load_function(config.augment, key="data.augment")
 
     def apply(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         result = function(x, y)

@@ -26,8 +26,9 @@ import psutil
 import tensorflow as tf
 from absl import flags
 
-from tfkit import distribute, memory, precision
-from tfkit.errors import UserError, run_cli
+from tfkit import distribute, memory, precision, units
+from tfkit.cli import run as run_cli
+from tfkit.errors import UserError
 
 _ACCELERATOR_FILES = ("/dev/nvidia", "/dev/accel", "/dev/vfio")
 
@@ -158,8 +159,8 @@ def _text(data: dict[str, Any]) -> str:
     ]
     for gpu in data["devices"]["gpus"]:
         lines.append(
-            f"GPU {gpu['name']}: {memory.format_bytes(gpu['memory_used_bytes'])} used of "
-            f"{memory.format_bytes(gpu['memory_total_bytes'])}, compute capability {gpu['compute_capability']}, "
+            f"GPU {gpu['name']}: {units.format_bytes(gpu['memory_used_bytes'])} used of "
+            f"{units.format_bytes(gpu['memory_total_bytes'])}, compute capability {gpu['compute_capability']}, "
             f"float16 {gpu['float16']}, bfloat16 {gpu['bfloat16']}"
         )
     if not data["devices"]["gpus"]:

@@ -1,4 +1,4 @@
-"""The two ways a tfkit command ends early, and how the command line reports them.
+"""The two ways a tfkit command ends early (tfkit.cli reports them at the command line).
 
 A ``UserError`` is bad input (a config key, a missing file, a missing TPU): one line on stderr, exit code 2, nothing
 written that could be lost. A ``Stopped`` is a stop that can be resumed (a time limit, SIGTERM, a memory guard): the
@@ -6,9 +6,6 @@ run has left a checkpoint, and the command exits 75 (``EX_TEMPFAIL``: "try again
 """
 
 from __future__ import annotations
-
-import sys
-from collections.abc import Callable
 
 EXIT_USER_ERROR = 2
 EXIT_RESUMABLE = 75
@@ -30,20 +27,3 @@ class Stopped(Exception):  # noqa: N818 - a stop is not an error: the run is int
         super().__init__(message)
         self.reason = reason
         self.summary = summary or {}
-
-
-def run_cli(main: Callable[[], int | None]) -> None:
-    """Runs a command's ``main`` and turns tfkit's exceptions into one line and an exit code.
-
-    Args:
-        main: The command. It returns an exit code, or None for 0.
-    """
-    try:
-        code = main()
-    except UserError as error:
-        print(f"tfkit: error: {error}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
-    except Stopped as stop:
-        print(f"tfkit: stopped: {stop}", file=sys.stderr)
-        sys.exit(EXIT_RESUMABLE)
-    sys.exit(code or 0)

@@ -26,7 +26,8 @@ from absl import flags
 from tfkit import checkpoint as checkpoint_lib
 from tfkit import config as config_lib
 from tfkit import models, precision
-from tfkit.errors import UserError, run_cli
+from tfkit.cli import run as run_cli
+from tfkit.errors import UserError
 
 _ARCHIVED = ("config.yaml", "history.csv", "summary.json", "logs")
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import psutil
 import tensorflow as tf
 
+from tfkit.units import format_bytes
+
 
 def host_rss_bytes() -> int:
     """Resident memory of this process and its children (tf.data may fork none, but user code can)."""
@@ -60,20 +62,6 @@ def device_total_bytes(device_kind: str, index: int = 0) -> int | None:
         return int(float(output.strip().splitlines()[0]) * 2**20)  # MiB
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
-
-
-def format_bytes(value: int | None) -> str:
-    """``1.2 GB``-style text, or ``n/a``."""
-    if value is None:
-        return "n/a"
-    if value < 1024:
-        return f"{value} B"
-    size = float(value)
-    for unit in ("KB", "MB", "GB"):
-        size /= 1024
-        if size < 1024 or unit == "GB":
-            break
-    return f"{size:.1f} {unit}"
 
 
 def cgroup_limit_bytes() -> int | None:

@@ -43,8 +43,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfkit import config as config_lib
-from tfkit.errors import UserError, run_cli
-from tfkit.memory import format_bytes
+from tfkit.cli import run as run_cli
+from tfkit.errors import UserError
+from tfkit.units import format_bytes
 
 SCHEMA_FILE = "schema.json"
 FORMAT = "tfkit.records/1"

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from tfkit.errors import UserError, run_cli
+from tfkit.cli import run as run_cli
+from tfkit.errors import UserError
 
 EVENTS_GLOB = "events.out.tfevents.*"
 Steps = tuple[float, float]

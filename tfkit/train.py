@@ -42,9 +42,11 @@ from tfkit import (
     records,
     resources,
     stopping,
+    units,
 )
 from tfkit import config as config_lib
-from tfkit.errors import Stopped, UserError, run_cli
+from tfkit.cli import run as run_cli
+from tfkit.errors import Stopped, UserError
 from tfkit.workdir import Workdir
 
 # What summary.json reports of the plan, besides status, steps, metrics and times.
@@ -744,7 +746,8 @@ class Trainer:
                 work,
                 (f"tfkit: {self.stop_detail}\n" if self.stop_detail else "")
                 + f"tfkit: stopped ({self.stop_reason}) at step {step} of {run_plan.total_steps} ({100 * done:.1f}%), "
-                f"with a checkpoint; trained {_hours(trained)} in all. Run the same command again to resume"
+                f"with a checkpoint; trained {units.format_duration(trained)} in all. Run the same command again to "
+                "resume"
                 + (
                     f"; about {remaining_sessions} more session(s) of this length"
                     if self.stop_reason == "time_limit"
@@ -879,7 +882,7 @@ def _report_epoch(
     _say(
         work,
         f"epoch {epoch + 1}/{run_plan.epochs}  {shown}  lr {learning_rate:.3g}  "
-        f"{examples_per_second:,.0f} ex/s  host {memory.format_bytes(host)}  device {memory.format_bytes(device)}",
+        f"{examples_per_second:,.0f} ex/s  host {units.format_bytes(host)}  device {units.format_bytes(device)}",
     )
 
 
@@ -896,7 +899,7 @@ def _resume_message(state: checkpoint.RunState, run_plan: plan.Plan, *, monitor_
     parts = [
         f"tfkit: resumed at epoch {step // run_plan.steps_per_epoch + 1}, step {step} of {run_plan.total_steps}",
         "no epoch finished yet" if math.isnan(best) else f"best {monitor_name} {best:.4f}",
-        f"trained {_hours(float(state.elapsed.numpy()))} so far",
+        f"trained {units.format_duration(float(state.elapsed.numpy()))} so far",
     ]
     per_replica, accum = state.saved_batch()
     if (per_replica, accum) != (run_plan.per_replica_batch_size, run_plan.grad_accum_steps):
@@ -927,7 +930,7 @@ def _memory_guard(config: config_lib.Config, schema: Any, work: Workdir) -> memo
     shuffle = examples * record
     attribution = (
         f"the largest consumer tfkit can attribute is the shuffle buffer, {examples} examples x "
-        f"{memory.format_bytes(record)} = {memory.format_bytes(shuffle)} (lower data.shuffle_buffer or "
+        f"{units.format_bytes(record)} = {units.format_bytes(shuffle)} (lower data.shuffle_buffer or "
         "data.shuffle_buffer_bytes)"
         + (f", then the file cache's reads ({config.data.cache})" if config.data.cache else "")
         + "; prefetch is bounded by tf.data's autotuning (data.ram_budget). If the machine has room, raise "
@@ -936,8 +939,8 @@ def _memory_guard(config: config_lib.Config, schema: Any, work: Workdir) -> memo
     if shuffle > min(limit, psutil.virtual_memory().available):
         _say(
             work,
-            f"tfkit: warning: the shuffle buffer needs about {memory.format_bytes(shuffle)}, more than the "
-            f"{memory.format_bytes(limit)} memory.host_limit allows; lower data.shuffle_buffer_bytes.",
+            f"tfkit: warning: the shuffle buffer needs about {units.format_bytes(shuffle)}, more than the "
+            f"{units.format_bytes(limit)} memory.host_limit allows; lower data.shuffle_buffer_bytes.",
         )
     return memory.HostMemoryGuard(limit_bytes=limit, attribution=attribution)
 
@@ -946,13 +949,6 @@ def _time_limit(config: config_lib.Config) -> float | None:
     if config.train.time_limit is None:
         return None
     return config_lib.duration_seconds(config.train.time_limit, key="train.time_limit")
-
-
-def _hours(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes == 0:
-        return f"{seconds:.0f}s"
-    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
 
 
 def _progress_bar(work: Workdir, steps: int) -> keras.utils.Progbar | None:

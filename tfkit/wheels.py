@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from tfkit import __version__, distribute
-from tfkit.errors import UserError, run_cli
+from tfkit.cli import run as run_cli
+from tfkit.errors import UserError
 
 MANIFEST = "manifest.json"
 TENSORFLOW_CHOICES = ("tensorflow", "tensorflow-cpu", "tensorflow-tpu", "none")
