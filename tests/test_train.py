@@ -92,7 +92,7 @@ def test_a_keras_application_that_cannot_take_the_input_says_so(tmp_path):
         (["--set", "train.epoch=3"], "tfkit: error: config key 'train.epoch' is unknown; expected one of:"),
         (["--set", "data.train=/nowhere"], "tfkit: error: data folder '/nowhere' does not exist"),
         (["--config", "missing.yaml"], "tfkit: error: config file 'missing.yaml' does not exist"),
-        (["--strategy", "fast"], "tfkit: error: flag --strategy=fast: value should be one of"),
+        (["--strategy", "fast"], "tfkit: error: argument --strategy: invalid choice: 'fast' (choose from"),
         (["--set", "model=nothing_like_it"], "tfkit: error: config key 'model.name': received 'nothing_like_it'"),
     ],
 )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import tensorflow as tf
 from tfkit.errors import UserError
 
 RUN_FILE = "run.json"
+BEST = "best"  # checkpoints/best/: the best state by the monitored value, under TensorFlow's own ckpt-<step> names
 
 
 class RunState:
@@ -63,6 +65,7 @@ class RunState:
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
         self.best = tf.Variable(math.nan, dtype=tf.float64, trainable=False, name="best")
+        self.best_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_step")
         self.batch = tf.Variable(batch, dtype=tf.int64, trainable=False, name="batch")
         # Epochs since the monitored value last improved, for the plateau schedule.
         self.plateau_wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="plateau_wait")
@@ -76,12 +79,12 @@ class RunState:
             step=self.step,
             elapsed=self.elapsed,
             best=self.best,
+            best_step=self.best_step,
             batch=self.batch,
             plateau_wait=self.plateau_wait,
             learning_rate_scale=learning_rate_scale,
         )
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
-        self.best_manager = tf.train.CheckpointManager(self.checkpoint, str(directory / "best"), max_to_keep=1)
 
     def restore(self) -> bool:
         """Restores the newest checkpoint, if there is one.
@@ -98,6 +101,10 @@ class RunState:
         self._check_identity()
         # assert_existing_objects_matched: every variable of this model and optimizer must come from the file.
         self.checkpoint.restore(latest).assert_existing_objects_matched()
+        best_step = int(self.best_step.numpy())
+        if best_step >= 0 and _latest_name(self.directory / BEST) != f"ckpt-{best_step}":
+            # Killed between the regular save and keeping it as the best: keep it now, while it still exists.
+            _keep(f"{self.directory / 'ckpt'}-{best_step}", self.directory / BEST)
         return True
 
     def improves(self, value: float, *, mode: str) -> bool:
@@ -118,19 +125,34 @@ class RunState:
         Args:
             step: The optimizer step.
             elapsed: Training seconds over all sessions.
-            best: A new best monitored value, to keep this state in ``checkpoints/best`` too. The best copy is
-                written first: a kill between the two resumes from the checkpoint before, whose epoch is then
-                computed again, identically, and found best again.
+            best: A new best monitored value, to keep this state in ``checkpoints/best`` too. The state is written
+                once: the best keeps the regular checkpoint's own files under their ``ckpt-<step>`` names (hard
+                links, or copies where the filesystem has none). A kill between the two is mended by ``restore``,
+                from the ``best_step`` that the checkpoint holds.
         """
         self.step.assign(step)
         self.elapsed.assign(elapsed)
         if best is not None:
             self.best.assign(best)
-            self.best_manager.save(checkpoint_number=step)
+            self.best_step.assign(step)
         if not (self.directory / RUN_FILE).exists():
             self.directory.mkdir(parents=True, exist_ok=True)
             _atomic_write(self.directory / RUN_FILE, json.dumps(self.identity, indent=2) + "\n")
-        self.manager.save(checkpoint_number=step)
+        prefix = self.manager.save(checkpoint_number=step)
+        if best is not None:
+            _keep(prefix, self.directory / BEST)
+
+    def best_record(self, *, monitor: str, mode: str) -> dict[str, Any]:
+        """What ``summary.json`` says of the best checkpoint: its step, the monitor, its direction and its value."""
+        step = int(self.best_step.numpy())
+        value = float(self.best.numpy())
+        return {
+            "monitor": monitor,
+            "mode": mode,
+            "step": step if step >= 0 else None,
+            "value": None if math.isnan(value) else value,
+            "checkpoint": f"{BEST}/ckpt-{step}" if step >= 0 else None,
+        }
 
     def _check_identity(self) -> None:
         path = self.directory / RUN_FILE
@@ -176,3 +198,27 @@ def _atomic_write(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text)
     os.replace(temporary, path)
+
+
+def _keep(prefix: str, folder: Path) -> None:
+    """Keeps the checkpoint at ``prefix`` (``.../ckpt-120``) in ``folder`` as its only checkpoint, under its name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = os.path.basename(prefix)
+    for source in Path(prefix).parent.glob(f"{name}.*"):
+        temporary = folder / f".{source.name}.tmp"
+        temporary.unlink(missing_ok=True)
+        try:
+            os.link(source, temporary)  # TensorFlow never rewrites a checkpoint's files, so sharing them is safe
+        except OSError:
+            shutil.copyfile(source, temporary)
+        os.replace(temporary, folder / source.name)
+    # The state file last: until it names the new checkpoint, the previous best stays the one read.
+    _atomic_write(folder / "checkpoint", f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
+    for stale in folder.glob("ckpt-*"):
+        if not stale.name.startswith(f"{name}."):
+            stale.unlink()
+
+
+def _latest_name(folder: Path) -> str | None:
+    latest = tf.train.latest_checkpoint(str(folder)) if folder.is_dir() else None
+    return os.path.basename(latest) if latest else None

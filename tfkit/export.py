@@ -21,12 +21,10 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
-from absl import flags
 
 from tfkit import checkpoint as checkpoint_lib
+from tfkit import cli, models, precision
 from tfkit import config as config_lib
-from tfkit import models, precision
-from tfkit.cli import run as run_cli
 from tfkit.errors import UserError
 
 _ARCHIVED = ("config.yaml", "history.csv", "summary.json", "logs")
@@ -102,24 +100,15 @@ def export(workdir: str | os.PathLike[str], out: str | os.PathLike[str], *, whic
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit code."""
-    values = flags.FlagValues()
-    flags.DEFINE_string(
-        "out", None, "Output: a .keras file, a .tar.gz archive, or a SavedModel folder.", flag_values=values
-    )
-    flags.DEFINE_enum("checkpoint", "best", ["best", "last"], "Which checkpoint to export.", flag_values=values)
-    try:
-        positional = values(list(argv if argv is not None else sys.argv))[1:]
-    except flags.Error as error:
-        raise UserError(f"{error}. Usage: python -m tfkit.export WORKDIR --out PATH [--checkpoint best|last]") from None
-    if len(positional) != 1 or not values.out:
-        raise UserError(
-            f"received {len(positional)} workdir(s) and --out {values.out!r}; expected "
-            "python -m tfkit.export WORKDIR --out model.keras|model.tar.gz|SAVEDMODEL_DIR."
-        )
-    written = export(positional[0], values.out, which=values.checkpoint)
-    print(f"tfkit: exported the {values.checkpoint} checkpoint of {positional[0]} to {written}")
+    parser = cli.Parser("python -m tfkit.export", description=__doc__)
+    parser.add_argument("workdir", help="the run folder of python -m tfkit.train")
+    parser.add_argument("--out", required=True, help="output: a .keras file, a .tar.gz archive, or a SavedModel folder")
+    parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint to export")
+    args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
+    written = export(args.workdir, args.out, which=args.checkpoint)
+    print(f"tfkit: exported the {args.checkpoint} checkpoint of {args.workdir} to {written}")
     return 0
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    cli.run(main)

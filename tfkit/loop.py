@@ -87,18 +87,20 @@ class StepSettings:
         grad_accum_steps: Micro-batches per optimizer step.
         clip_norm: Global-norm clipping of the summed gradient, or None.
         jit_compile: Compile each micro-batch's forward and backward pass with XLA.
-        nan_at_step: Fault injection: in this optimizer step (counted from 1), multiply the loss by ``nan_value``.
-        nan_value: A variable that holds NaN while injections remain, else 1.0.
-        oom_above_per_replica_batch: Fault injection: fail with ``ResourceExhaustedError`` above this batch.
     """
 
     global_batch_size: int
     grad_accum_steps: int = 1
     clip_norm: float | None = None
     jit_compile: bool = False
-    nan_at_step: int | None = None
-    nan_value: tf.Variable | None = None
-    oom_above_per_replica_batch: int | None = None
+
+
+ForwardBackward = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, list, tf.Tensor]]
+
+
+def unchanged(forward_backward: ForwardBackward) -> ForwardBackward:
+    """The wrapper of a step without injected faults (see tfkit.faults)."""
+    return forward_backward
 
 
 def make_forward_backward(
@@ -108,7 +110,7 @@ def make_forward_backward(
     loss_fn: PerExampleLoss,
     settings: StepSettings,
     replicas: int,
-) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, list, tf.Tensor]]:
+) -> ForwardBackward:
     """Returns one replica's micro-batch pass, ``(x, y, weights) -> (loss, grads, outputs)``.
 
     The training step and the batch finder's trials (tfkit.autobatch) run this same function, so a trial needs the
@@ -124,37 +126,11 @@ def make_forward_backward(
             loss = tf.reduce_sum(loss_fn(y, outputs) * weights) * inverse_global_batch
             if model.losses:
                 loss += tf.add_n(model.losses) * regularization_share
-            if settings.nan_at_step is not None and settings.nan_value is not None:
-                # Poison this step for real: the gradients, and then the weights, become non-finite too.
-                hit = tf.equal(optimizer.iterations + 1, settings.nan_at_step)
-                loss *= tf.where(hit, settings.nan_value, tf.constant(1.0))
             scaled = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return loss, grads, outputs
 
-    compiled = tf.function(forward_backward, jit_compile=True) if settings.jit_compile else forward_backward
-    threshold = settings.oom_above_per_replica_batch
-    if threshold is None:
-        return compiled
-
-    def with_fault(x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, list, tf.Tensor]:
-        if x.shape[0] is not None and x.shape[0] > threshold:  # outside XLA, which cannot run Python
-            _inject_oom(x.shape[0], threshold)
-        return compiled(x, y, weights)
-
-    return with_fault
-
-
-def _inject_oom(batch: int, threshold: int) -> None:
-    """faults.oom_above_per_replica_batch: a stateful op in the step that fails as an exhausted device does."""
-
-    def fail() -> None:
-        # tf.py_function turns a Python MemoryError into ResourceExhaustedError, the error a device OOM raises.
-        raise MemoryError(
-            f"injected out-of-memory: per-replica batch {batch} is above faults.oom_above_per_replica_batch {threshold}"
-        )
-
-    tf.py_function(fail, [], [])
+    return tf.function(forward_backward, jit_compile=True) if settings.jit_compile else forward_backward
 
 
 def make_train_function(
@@ -165,6 +141,7 @@ def make_train_function(
     loss_fn: PerExampleLoss,
     metrics: dict[str, keras.metrics.Metric],
     settings: StepSettings,
+    wrap: Callable[[ForwardBackward], ForwardBackward] = unchanged,
 ) -> Callable[[Iterator, tf.Tensor], tf.Tensor]:
     """Returns ``train(iterator, steps) -> mean loss``, a ``tf.function`` that runs ``steps`` optimizer steps.
 
@@ -175,14 +152,15 @@ def make_train_function(
         loss_fn: Per-example loss.
         metrics: Training metrics, updated with every micro-batch.
         settings: Batch, accumulation, clipping and XLA settings.
+        wrap: Wraps each micro-batch's pass; tfkit.faults injects rehearsed failures here, outside the step.
 
     Returns:
         The training function. Its iterator yields ``(features, labels, weights)`` per-replica batches.
     """
     variables = model.trainable_variables
     replicas = strategy.num_replicas_in_sync
-    compiled = make_forward_backward(
-        model=model, optimizer=optimizer, loss_fn=loss_fn, settings=settings, replicas=replicas
+    compiled = wrap(
+        make_forward_backward(model=model, optimizer=optimizer, loss_fn=loss_fn, settings=settings, replicas=replicas)
     )
 
     def replica_step(micro_batches: tuple) -> tf.Tensor:

@@ -50,6 +50,13 @@ class StopWatch:
         self._slowest_call = 0.0
         self._slowest_save = 0.0
 
+    def catch_sigterm(self, enabled: bool) -> None:
+        """Whether SIGTERM is caught here; off where tf.distribute's PreemptionCheckpointHandler watches it instead.
+
+        Call it before entering the context.
+        """
+        self._signals = _SIGNALS if enabled else (signal.SIGINT,)
+
     def __enter__(self) -> StopWatch:
         if threading.current_thread() is threading.main_thread():
             for number in self._signals:
