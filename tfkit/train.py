@@ -446,7 +446,7 @@ class Trainer:
         self.preemption = checkpoint.preemption_handler(self.strategy, self.state)
         self.guard = _memory_guard(config, self.train_schema, work)
         self.watch = stopping.StopWatch(
-            time_limit_seconds=_time_limit(config),
+            time_limit_seconds=config.train.time_limit,
             started=self.started,
             preempt_at_step=config.faults.preempt_at_step,
             catch_sigterm=self.preemption is None,
@@ -924,7 +924,7 @@ def _next_call_steps(config: config_lib.Config, run_plan: plan.Plan, *, step: in
 def _memory_guard(config: config_lib.Config, schema: Any, work: Workdir) -> memory.HostMemoryGuard:
     """The host-memory guard for this run, with the consumer it can name; warns when the shuffle buffer cannot fit."""
     budget = memory.host_budget_bytes()
-    limit = config_lib.size_limit(config.memory.host_limit, budget=budget, key="memory.host_limit")
+    limit = config.memory.host_limit.of(budget)
     record = data.record_bytes(schema)
     examples = data.shuffle_examples(schema, config.data)
     shuffle = examples * record
@@ -943,12 +943,6 @@ def _memory_guard(config: config_lib.Config, schema: Any, work: Workdir) -> memo
             f"{units.format_bytes(limit)} memory.host_limit allows; lower data.shuffle_buffer_bytes.",
         )
     return memory.HostMemoryGuard(limit_bytes=limit, attribution=attribution)
-
-
-def _time_limit(config: config_lib.Config) -> float | None:
-    if config.train.time_limit is None:
-        return None
-    return config_lib.duration_seconds(config.train.time_limit, key="train.time_limit")
 
 
 def _progress_bar(work: Workdir, steps: int) -> keras.utils.Progbar | None:
