@@ -8,18 +8,17 @@ import pytest
 import tensorflow as tf
 from conftest import stderr_lines, tfkit_process
 
-from tfkit import config as config_lib
-from tfkit import memory
+from tfkit import memory, units
 from tfkit.errors import UserError
 
 
 def test_limits_are_a_share_of_the_budget_or_a_size():
-    assert config_lib.size_limit("85%", budget=1000, key="k") == 850
-    assert config_lib.size_limit("6GB", budget=1, key="k") == 6 * 10**9
-    assert config_lib.size_limit("512MiB", budget=1, key="k") == 512 * 2**20
+    assert units.parse_limit("85%", key="k").of(1000) == 850
+    assert units.parse_limit("6GB", key="k").of(1) == 6 * 10**9
+    assert units.parse_limit("512MiB", key="k").of(1) == 512 * 2**20
     for bad in ("lots", "0%", "150%", "6 parsecs"):
         with pytest.raises(UserError, match="config key 'k'"):
-            config_lib.size_limit(bad, budget=1000, key="k")
+            units.parse_limit(bad, key="k").of(1000)
     assert memory.host_budget_bytes() <= psutil.virtual_memory().total
 
 

@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfkit import records, user_code
-from tfkit.config import DataConfig, size_limit
+from tfkit.config import DataConfig
 from tfkit.errors import UserError
 from tfkit.records import IMAGE_ENCODINGS, Feature, Schema, read_schema
 
@@ -101,7 +101,7 @@ def shuffle_examples(schema: Schema, config: DataConfig) -> int:
     """Examples the shuffle buffer holds: ``data.shuffle_buffer``, fewer when that would pass its byte bound."""
     if not config.shuffle_buffer:
         return 0
-    limit = size_limit(config.shuffle_buffer_bytes, budget=1, key="data.shuffle_buffer_bytes")
+    limit = config.shuffle_buffer_bytes
     return max(1, min(config.shuffle_buffer, limit // max(record_bytes(schema), 1)))
 
 
@@ -268,7 +268,7 @@ def dataset_fn(
         options.deterministic = config.deterministic
         options.autotune.enabled = config.autotune
         if config.autotune and config.ram_budget:
-            options.autotune.ram_budget = size_limit(config.ram_budget, budget=1, key="data.ram_budget")
+            options.autotune.ram_budget = config.ram_budget
         # Files are already split per pipeline above; stop tf.distribute from sharding a second time.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         return dataset.with_options(options).prefetch(tf.data.AUTOTUNE if config.autotune else _PREFETCH_BATCHES)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import keras
 import tensorflow as tf
 
+from tfkit import metric_registry
 from tfkit import metrics as image_metrics
 
 PerExampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -55,15 +56,20 @@ def make_metrics(
 ) -> dict[str, keras.metrics.Metric]:
     """Creates Keras metric objects by name. Call it under the strategy's scope.
 
-    ``iou`` and ``dice`` threshold predicted masks through ``tfkit.masks``; ``psnr`` and ``ssim`` compare images
-    in the declared ``data_range``.
+    The names are those ``tfkit.metric_registry`` marks as built in. ``iou`` and ``dice`` threshold predicted masks
+    through ``tfkit.masks``; the registry's image metrics (``psnr``, ``ssim``) compare images in the declared
+    ``data_range``.
+
+    Raises:
+        ValueError: A name tfkit does not build (the config check refuses it first).
     """
     metrics: dict[str, keras.metrics.Metric] = {}
     for name in names:
-        if name in ("iou", "dice"):
-            metrics[name] = image_metrics.MaskOverlap(name, from_logits=from_logits)
-        elif name in ("psnr", "ssim"):
+        known = metric_registry.METRICS.get(name)
+        if known is not None and known.built_in and known.needs_data_range:
             metrics[name] = image_metrics.ImageMetric(name, data_range=data_range or "0-1")
+        elif name in ("iou", "dice"):
+            metrics[name] = image_metrics.MaskOverlap(name, from_logits=from_logits)
         elif name == "accuracy":
             if loss == "sparse_categorical_crossentropy":
                 metrics[name] = keras.metrics.SparseCategoricalAccuracy(name=name)
@@ -73,8 +79,10 @@ def make_metrics(
             metrics[name] = keras.metrics.MeanAbsoluteError(name=name)
         elif name == "mse":
             metrics[name] = keras.metrics.MeanSquaredError(name=name)
-        else:
+        elif name == "rmse":
             metrics[name] = keras.metrics.RootMeanSquaredError(name=name)
+        else:
+            raise ValueError(f"make_metrics received {name!r}; expected some of {', '.join(metric_registry.BUILT_IN)}.")
     return metrics
 
 

@@ -186,7 +186,7 @@ def choose_split(
 def _memory_guard(config: config_lib.Config, schema: Schema, report: Reporter) -> memory.HostMemoryGuard:
     """The host-memory guard for this run, with the consumer it can name; warns when the shuffle buffer cannot fit."""
     budget = memory.host_budget_bytes()
-    limit = units.parse_limit(str(config.memory.host_limit), key="memory.host_limit").of(budget)
+    limit = config.memory.host_limit.of(budget)
     record = data.record_bytes(schema)
     examples = data.shuffle_examples(schema, config.data)
     shuffle = examples * record

@@ -14,7 +14,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfkit import checkpoint, data, loop, plan, recovery, stopping, units
+from tfkit import checkpoint, data, loop, plan, recovery, stopping
 from tfkit.batch import BatchSplit
 from tfkit.config import Config, monitored
 from tfkit.distribute import Selected
@@ -79,7 +79,7 @@ class Trainer:
         self.nan_retries = 0
         self.preemption: Any = None
         self.watch = stopping.StopWatch(
-            time_limit_seconds=_seconds(config.train.time_limit),
+            time_limit_seconds=config.train.time_limit,
             started=report.clocks.started,
             preempt_at_step=config.faults.preempt_at_step,
             memory_guard=guard,
@@ -363,10 +363,6 @@ class Trainer:
             extra=extra,
             stop_reason=self.stop_reason,
             stop_detail=self.stop_detail,
-            time_limit=_seconds(self.config.train.time_limit),
+            time_limit=self.config.train.time_limit,
             final_split_name="eval" if self.eval_schema else "train",
         )
-
-
-def _seconds(duration: Any) -> float | None:
-    return None if duration is None else units.parse_duration(str(duration), key="train.time_limit")

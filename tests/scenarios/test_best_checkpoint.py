@@ -1,0 +1,60 @@
+"""The best checkpoint and reduce-on-plateau follow the monitored value in the direction the metric registry gives.
+
+Before the registry, only names ending in "accuracy" were maximised: a run monitoring ``val_iou`` kept its worst
+epoch in ``checkpoints/best`` and lowered the learning rate whenever IoU improved.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import tensorflow as tf
+from conftest import REPO
+
+import tfkit.train
+
+SEGMENTATION = REPO / "configs" / "shapes_segmentation.yaml"
+EPOCHS = 3
+
+
+def history(workdir):
+    with (workdir / "history.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def best_step(workdir):
+    best = tf.train.latest_checkpoint(str(workdir / "checkpoints" / "best"))
+    assert best is not None
+    value = tf.train.load_checkpoint(best).get_tensor("best/.ATTRIBUTES/VARIABLE_VALUE")
+    return int(best.rsplit("-", 1)[1]), float(value)
+
+
+@pytest.mark.slow
+def test_val_iou_keeps_its_highest_epoch_and_the_plateau_lowers_the_rate_only_without_improvement(tmp_path, capsys):
+    run = tmp_path / "run"
+    overrides = [
+        f"train.epochs={EPOCHS}",
+        "checkpoint.monitor=val_iou",
+        "optimizer.schedule=plateau",
+        "optimizer.plateau_patience=1",
+        "optimizer.warmup_steps=0",
+    ]
+    tfkit.train.run(SEGMENTATION, workdir=run, overrides=overrides)
+    rows = history(run)
+    assert len(rows) == EPOCHS
+    highest = max(rows, key=lambda row: float(row["val_iou"]))
+    assert best_step(run) == (int(highest["step"]), pytest.approx(float(highest["val_iou"])))
+    # With a patience of 1, the rate is lowered after exactly the epochs that did not beat the best so far.
+    values = [float(row["val_iou"]) for row in rows]
+    not_improved = sum(value <= max(values[:index]) for index, value in enumerate(values) if index)
+    lowered = capsys.readouterr().out.count("tfkit: val_iou has not improved for 1 epoch(s)")
+    assert lowered == not_improved
+
+
+@pytest.mark.slow
+def test_val_loss_keeps_its_lowest_epoch(tmp_path):
+    run = tmp_path / "run"
+    tfkit.train.run(SEGMENTATION, workdir=run, overrides=[f"train.epochs={EPOCHS}", "checkpoint.monitor=val_loss"])
+    lowest = min(history(run), key=lambda row: float(row["val_loss"]))
+    assert best_step(run) == (int(lowest["step"]), pytest.approx(float(lowest["val_loss"])))
