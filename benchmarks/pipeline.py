@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfkit import config as config_lib
-from tfkit import data, records, sources
+from tfkit import data, records
 
 SIZES = {
     # name: (example shape, examples, batch)
@@ -117,7 +117,7 @@ def compare(name: str, rounds: int, scratch: Path) -> dict[str, float]:
     write_seconds, raw_seconds = [], []
     for round_ in range(rounds):
         out = folder / f"records-{round_}"
-        source = sources.open_source([str(h5)])
+        source = records.open_source([str(h5)])
         write_seconds.append(timed(lambda: records.write(source, out, workers=None)))  # noqa: B023
         raw = folder / f"raw-{round_}.bin"
         raw_seconds.append(timed(lambda: (x.tofile(raw), y.tofile(raw.with_suffix(".y")))))  # noqa: B023

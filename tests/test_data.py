@@ -5,10 +5,13 @@ import collections
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import model_file
 
 from tfkit import config as config_lib
 from tfkit import data, records
 from tfkit.errors import UserError
+
+WINDOW = records.Feature("float32", (129, 200), "raw")
 
 FEATURES = {
     "image": records.Feature(dtype="float32", shape=(2,), encoding="raw"),
@@ -86,3 +89,61 @@ def test_a_feature_missing_from_the_schema_is_named(numbered):
     folder, _ = numbered
     with pytest.raises(UserError, match=r"config key 'data.features': received 'pixels'.*expected one of image, label"):
         data.load_schema(folder, config_lib.DataConfig(train=folder, features="pixels"))
+
+
+@pytest.fixture
+def sixty(tmp_path):
+    """60 records whose features are [id, id] and label is their id, in 4 shards."""
+    features = {"image": records.Feature("float32", (2,), "raw"), "label": records.Feature("int64", (), "int64")}
+    rows = ({"image": np.array([i, i], np.float32), "label": np.int64(i)} for i in range(60))
+    schema = records.write_split(rows, tmp_path / "split", split="train", features=features, num_shards=4)
+    return str(tmp_path / "split"), schema
+
+
+def sixty_batches(folder, schema, config, *, training, epoch=0):
+    make = data.dataset_fn(folder, schema, config, per_replica_batch_size=6, training=training, seed=0, epoch=epoch)
+    return list(make(tf.distribute.InputContext()))
+
+
+def test_the_augment_function_changes_training_batches_only(sixty, tmp_path):
+    folder, schema = sixty
+    path = model_file(tmp_path, "def shift(x, y):\n    return x + 1000.0, y\n", name="augment.py")
+    config = config_lib.DataConfig(train=folder, augment=f"{path}:shift")
+    trained = sixty_batches(folder, schema, config, training=True)
+    evaluated = sixty_batches(folder, schema, config, training=False)
+    assert all((x.numpy() >= 1000).all() and (x.numpy()[:, 0] - 1000 == y.numpy()).all() for x, y, _ in trained)
+    assert all((x.numpy() < 1000).all() for x, _, _ in evaluated)
+
+
+def test_the_file_cache_serves_later_epochs_with_every_record_once(sixty, tmp_path):
+    folder, schema = sixty
+    config = config_lib.DataConfig(train=folder, cache=str(tmp_path / "cache" / "digits"))
+    (tmp_path / "cache").mkdir()
+    for epoch in (0, 1):
+        epoch_batches = sixty_batches(folder, schema, config, training=True, epoch=epoch)
+        seen = [int(v) for _, y, _ in epoch_batches for v in y.numpy()]
+        assert len(seen) == 60 and collections.Counter(seen) == collections.Counter(range(60))
+    assert list((tmp_path / "cache").glob("digits-train-0-of-1*.index"))
+
+
+def test_the_shuffle_buffer_is_bounded_in_bytes():
+    schema = records.Schema(split="train", features={"x": WINDOW}, shards=(), records=0)
+    config = config_lib.DataConfig(train="x", shuffle_buffer=2048, shuffle_buffer_bytes="10MB")
+    assert data.shuffle_examples(schema, config) == 10_000_000 // (129 * 200 * 4)  # 96 windows, not 2048
+    small = config_lib.DataConfig(train="x", shuffle_buffer=50, shuffle_buffer_bytes="10MB")
+    assert data.shuffle_examples(schema, small) == 50
+
+
+def test_the_reader_takes_a_glob_with_a_schema_and_refuses_one_that_matches_nothing(tmp_path):
+    features = {"image": records.Feature("float32", (2,), "raw"), "label": records.Feature("int64", (), "int64")}
+    rows = ({"image": np.array([i, i], np.float32), "label": np.int64(i)} for i in range(40))
+    records.write_split(rows, tmp_path / "split", split="train", features=features, num_shards=8)
+    config = config_lib.DataConfig(train=str(tmp_path / "split" / "train-0000[0-3]-*"))
+    schema = data.load_schema(config.train, config)
+    assert schema.records == 20 and len(schema.shards) == 4
+    make = data.dataset_fn(config.train, schema, config, per_replica_batch_size=5, training=False, seed=0, epoch=0)
+    labels = [int(v) for _, y, _ in make(tf.distribute.InputContext()) for v in y.numpy()]
+    assert sorted(labels) == [i for i in range(40) if i % 8 < 4]
+    nothing = config_lib.DataConfig(train=str(tmp_path / "split" / "eval-*"))
+    with pytest.raises(Exception, match=r"the glob '.*eval-\*' matches no files; expected TFRecord shards"):
+        data.load_schema(nothing.train, nothing)

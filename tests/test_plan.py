@@ -59,7 +59,7 @@ def test_epoch_steps_follow_the_smallest_shard_subset_of_any_pipeline():
     schema = records.Schema(
         split="train",
         features={},
-        shards=tuple({"file": f"f{i}", "records": count} for i, count in enumerate([10, 10, 10, 1])),
+        shards=tuple(records.Shard(file=f"f{i}", records=count) for i, count in enumerate([10, 10, 10, 1])),
         records=31,
     )
     assert plan.epoch_steps(schema, pipelines=1, global_batch_size=4) == 7

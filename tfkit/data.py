@@ -38,13 +38,12 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from tfkit import records, user_code
 from tfkit.config import DataConfig
 from tfkit.errors import UserError
-from tfkit.records import IMAGE_ENCODINGS, Feature, Schema, read_schema
+from tfkit.records import IMAGE_ENCODINGS, Feature, Schema, Shard, read_schema
 
 Batch = tuple[tf.Tensor, tf.Tensor, tf.Tensor]  # features, labels, per-example weights
 
@@ -112,19 +111,6 @@ def record_bytes(schema: Schema) -> int:
     return max(decoded, on_disk, 1)
 
 
-def first_example(folder: str, schema: Schema) -> dict[str, np.ndarray]:
-    """The first record of a split, decoded by its schema (every feature), as numpy values."""
-    dataset = tf.data.TFRecordDataset(schema.files(folder)[:1], compression_type=schema.compression or "")
-    for serialized in dataset.take(1).batch(1):
-        specs = {name: _parse_spec(feature) for name, feature in schema.features.items()}
-        parsed = tf.io.parse_example(serialized, specs)
-        return {
-            name: _decode(parsed[name], feature, batch=1, image_size=())[0].numpy()
-            for name, feature in schema.features.items()
-        }
-    raise UserError(f"'{folder}' holds no records; expected at least one. Write the data again.")
-
-
 def _is_glob(source: str) -> bool:
     return any(char in source for char in "*?[")
 
@@ -141,7 +127,7 @@ def _glob_schema(pattern: str, config: DataConfig) -> Schema:
     matched = set(tf.io.gfile.glob(pattern))
     if not matched:
         raise UserError(f"the glob '{pattern}' matches no files; expected TFRecord shards. Check the pattern.")
-    known = {os.path.join(folder, shard["file"]): shard for shard in schema.shards}
+    known = {os.path.join(folder, shard.file): shard for shard in schema.shards}
     unknown = sorted(path for path in matched if path not in known)
     if unknown:
         raise UserError(
@@ -149,23 +135,24 @@ def _glob_schema(pattern: str, config: DataConfig) -> Schema:
             "only that schema's shards. Narrow the glob or set data.schema."
         )
     # Absolute paths: Schema.files joins them to the glob unchanged, so every reader treats both forms alike.
-    shards = tuple({**shard, "file": path} for path, shard in known.items() if path in matched)
-    return dataclasses.replace(schema, shards=shards, records=sum(shard["records"] for shard in shards))
+    shards = tuple(dataclasses.replace(shard, file=path) for path, shard in known.items() if path in matched)
+    return dataclasses.replace(schema, shards=shards, records=sum(shard.records for shard in shards))
 
 
 def _skip_corrupt(source: str, schema: Schema) -> Schema:
-    shards, skipped = [], []
+    shards: list[Shard] = []
+    skipped = []
     for shard, path in zip(schema.shards, schema.files(source), strict=True):
         good, problems, spans = records.scan(path, schema.compression)
         if not problems:
             shards.append(shard)
             continue
         # Every record after a broken length is unreachable: count them as skipped too.
-        lost = shard["records"] - good
+        lost = shard.records - good
         skipped.append({"file": path, "records": lost, "problems": [problem.describe() for problem in problems]})
-        shards.append({"file": _repaired_copy(path, schema.compression, spans), "records": good, "bytes": 0})
+        shards.append(Shard(file=_repaired_copy(path, schema.compression, spans), records=good))
     return dataclasses.replace(
-        schema, shards=tuple(shards), records=sum(shard["records"] for shard in shards), skipped=tuple(skipped)
+        schema, shards=tuple(shards), records=sum(shard.records for shard in shards), skipped=tuple(skipped)
     )
 
 

@@ -162,7 +162,7 @@ def epoch_steps(schema: Schema, *, pipelines: int, global_batch_size: int, per_p
             f"training data has {files} shard file(s) for {pipelines} input pipelines; expected at least one file "
             "per pipeline (better, 10 or more). Write the data again with more shards."
         )
-    per_pipeline = [sum(shard["records"] for shard in schema.shards[index::pipelines]) for index in range(pipelines)]
+    per_pipeline = [sum(shard.records for shard in schema.shards[index::pipelines]) for index in range(pipelines)]
     steps = min(per_pipeline) // (global_batch_size // pipelines)
     if steps < 1:
         raise UserError(

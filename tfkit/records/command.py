@@ -1,0 +1,146 @@
+"""``python -m tfkit.records write|inspect|verify``: convert a dataset, describe a split, check every record.
+
+``inspect`` and ``verify`` read local splits without TensorFlow, so they answer in a fraction of a second; ``write``
+loads it only for a tensorflow-datasets source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from tfkit import cli
+from tfkit.errors import UserError
+from tfkit.records.sample import first_example
+from tfkit.records.schema import Schema
+from tfkit.records.schema_file import read_schema
+from tfkit.records.sources import open_source
+from tfkit.records.verification import verify
+from tfkit.records.writing import write
+from tfkit.units import format_bytes, parse_size
+
+PROG = "python -m tfkit.records"
+
+
+def parser() -> cli.Parser:
+    """The command line's flags, with one subcommand each for write, inspect and verify."""
+    top = cli.Parser(PROG, description=__doc__.split("\n")[0])
+    commands = top.commands()
+    write_command = commands.add_parser(
+        "write",
+        help="convert a dataset to sharded TFRecords",
+        description=(
+            "SOURCE: .npy files (one feature each, named by the file), an .npz, an HDF5 file (.h5/.hdf5), a folder "
+            "of images in class subfolders, or a prepared tensorflow-datasets folder (the one with "
+            "dataset_info.json)."
+        ),
+    )
+    write_command.add_argument("source", nargs="+", help="the data to convert")
+    write_command.add_argument("--out", required=True, help="the output folder")
+    write_command.add_argument("--split", default="train", help="split name of the shards (default train)")
+    write_command.add_argument(
+        "--eval_fraction",
+        type=float,
+        default=0.0,
+        help="also write this share of the examples as OUT/eval (the rest to OUT/train)",
+    )
+    write_command.add_argument("--shard_size", default="128MB", help="target shard size (default 128MB)")
+    write_command.add_argument("--compression", default="none", choices=["none", "gzip", "zlib"])
+    write_command.add_argument("--shuffle_seed", type=int, default=None, help="shuffle at write time with this seed")
+    write_command.add_argument("--workers", type=int, default=None, help="writer processes (default: by data size)")
+    write_command.add_argument("--features", default=None, help="HDF5/npz: comma-separated names to keep (default all)")
+    write_command.add_argument("--label", default=None, help="the label feature, to record its number of classes")
+    write_command.add_argument("--tfds_split", default="train", help="tensorflow-datasets: which split to read")
+    inspect_command = commands.add_parser("inspect", help="print a split's schema, counts, sizes and one sample")
+    inspect_command.add_argument("folder")
+    verify_command = commands.add_parser("verify", help="read every record; name each corrupt or truncated one")
+    verify_command.add_argument("folder")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command; returns the exit code (verify: 1 on corruption).
+
+    Raises:
+        UserError: Bad flags or input, reported as one line by ``cli.run``.
+    """
+    args = parser().parse_args(list(argv if argv is not None else sys.argv[1:]))
+    if args.command == "inspect":
+        print(describe(args.folder))
+        return 0
+    if args.command == "verify":
+        return _verify(args.folder)
+    return _write(args)
+
+
+def describe(folder: str) -> str:
+    """What ``inspect`` prints: the split's schema, counts and sizes, and its first record decoded."""
+    schema = read_schema(folder)
+    lines = [
+        f"{folder}: split {schema.split}, {schema.records} records in {len(schema.shards)} shard(s), "
+        f"{format_bytes(schema.bytes)}, compression {schema.compression or 'none'}"
+    ]
+    for name, feature in schema.features.items():
+        extra = f", {feature.num_classes} classes" if feature.num_classes else ""
+        lines.append(f"  {name}: {feature.dtype} {list(feature.shape)} ({feature.encoding}{extra})")
+    sizes = [shard.records for shard in schema.shards]
+    lines.append(f"  records per shard: {min(sizes)} to {max(sizes)}")
+    for name, value in first_example(folder, schema).items():
+        text = np.array2string(value, threshold=8, edgeitems=2) if value.dtype != object else repr(value.item())[:80]
+        lines.append(f"  sample {name}: {text.replace(chr(10), ' ')}")
+    return "\n".join(lines)
+
+
+def _verify(folder: str) -> int:
+    schema, problems, counts = verify(folder)
+    for problem in problems:
+        print(f"corrupt: {problem.describe()}")
+    state = f"{len(problems)} problem(s)" if problems else "clean"
+    print(f"{folder}: {sum(counts)} good records of {schema.records} in {len(schema.shards)} shard(s); {state}")
+    return 1 if problems else 0
+
+
+def _write(args: argparse.Namespace) -> int:
+    # Every flag is checked before the source is opened or anything written.
+    shard_bytes = parse_size(args.shard_size, key="--shard_size")
+    if not 0 <= args.eval_fraction < 1:
+        raise UserError(f"--eval_fraction received {args.eval_fraction}; expected a share in [0, 1), e.g. 0.1.")
+    source = open_source(
+        args.source,
+        features=args.features.split(",") if args.features else None,
+        label=args.label,
+        tfds_split=args.tfds_split,
+    )
+    if args.eval_fraction:
+        order = np.random.default_rng(args.shuffle_seed or 0).permutation(len(source))
+        held_out = max(1, round(len(order) * args.eval_fraction))
+        parts = {"eval": np.sort(order[:held_out]), "train": np.sort(order[held_out:])}
+        targets: list[tuple[str, str, np.ndarray | None]] = [
+            (split, str(Path(args.out) / split), indices) for split, indices in parts.items()
+        ]
+    else:
+        targets = [(args.split, args.out, None)]
+    for split, folder, indices in targets:
+        schema = write(
+            source,
+            folder,
+            split=split,
+            indices=indices,
+            shard_bytes=shard_bytes,
+            compression=args.compression,
+            shuffle_seed=args.shuffle_seed,
+            workers=args.workers,
+        )
+        print(_written(folder, schema))
+    return 0
+
+
+def _written(folder: str, schema: Schema) -> str:
+    return (
+        f"wrote {schema.records} records in {len(schema.shards)} shard(s), {format_bytes(schema.bytes)}, to {folder} "
+        f"(features: {', '.join(schema.features)})"
+    )

@@ -1,0 +1,47 @@
+"""Reading and writing a split's ``schema.json``, locally or on ``gs://``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tfkit.errors import UserError
+from tfkit.records import files
+from tfkit.records.schema import ENCODINGS, SCHEMA_FILE, Schema
+
+
+def read_schema(folder: str | os.PathLike[str]) -> Schema:
+    """Reads a split's schema, locally or on ``gs://``.
+
+    Raises:
+        UserError: The folder or its schema is missing or malformed.
+    """
+    folder = os.fspath(folder)
+    path = os.path.join(folder, SCHEMA_FILE)
+    if not files.exists(path):
+        if not files.exists(folder):
+            raise UserError(f"data folder '{folder}' does not exist; expected a folder of TFRecords. Check the path.")
+        raise UserError(
+            f"data folder '{folder}' has no {SCHEMA_FILE}; expected one written by tfkit.records (an interrupted "
+            "write leaves none). Write the data again: python -m tfkit.records write SOURCE --out FOLDER."
+        )
+    try:
+        with files.open_file(path, "r") as handle:
+            schema = Schema.from_json(json.loads(handle.read()))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UserError(f"schema '{path}' is malformed ({error}); expected a tfkit.records schema.") from None
+    for name, feature in schema.features.items():
+        if feature.encoding not in ENCODINGS:
+            raise UserError(
+                f"schema '{path}': feature '{name}' has encoding '{feature.encoding}'; expected one of {ENCODINGS}."
+            )
+    return schema
+
+
+def write_schema(schema: Schema, folder: str | os.PathLike[str]) -> None:
+    """Writes ``folder/schema.json`` under a temporary name and renames it, so a reader never sees half of it."""
+    out = Path(folder)
+    temporary = out / f".{SCHEMA_FILE}.tmp"
+    temporary.write_text(json.dumps(schema.to_json(), indent=2) + "\n")
+    os.replace(temporary, out / SCHEMA_FILE)
