@@ -93,3 +93,10 @@ def test_light_modules_load_no_tensorflow(module):
     script = f"import sys, {module}; sys.exit(3 if 'tensorflow' in sys.modules else 0)"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr or "tensorflow was imported"
+
+
+def test_every_package_folder_ships_in_the_wheel():
+    listed = next(line for line in (REPO / "setup.cfg").read_text().splitlines() if line.startswith("packages ="))
+    shipped = {name.strip() for name in listed.partition("=")[2].split(",")}
+    packages = {module_name(path.parent / "__init__.py") for path in PACKAGE.rglob("__init__.py")}
+    assert packages <= shipped, f"add {sorted(packages - shipped)} to setup.cfg's packages"

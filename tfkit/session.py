@@ -158,9 +158,7 @@ def choose_split(
             global_batch=global_batch,
             replicas=replicas,
             grad_accum_steps=config.train.grad_accum_steps,
-            pipeline_records=[
-                sum(shard["records"] for shard in shards[index::pipelines]) for index in range(pipelines)
-            ],
+            pipeline_records=[sum(shard.records for shard in shards[index::pipelines]) for index in range(pipelines)],
             tpu=selected.device_kind == "TPU",
             say=report.say,
         )

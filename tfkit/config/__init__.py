@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from tfkit.config.checks import monitored, validate
 from tfkit.config.loader import dump, load, to_dict
-from tfkit.config.resolved import size_limit
 from tfkit.config.sections import (
     CheckpointConfig,
     Config,
@@ -42,7 +41,6 @@ __all__ = [
     "dump",
     "load",
     "monitored",
-    "size_limit",
     "to_dict",
     "validate",
 ]

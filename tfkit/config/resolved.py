@@ -104,15 +104,6 @@ def resolve_fields(section: Any, *, prefix: str) -> None:
             object.__setattr__(section, name, unit.resolve(value, key=f"{prefix}{name}"))
 
 
-def size_limit(text: str, *, budget: int, key: str) -> int:
-    """Parses ``85%`` (of ``budget`` bytes) or a size such as ``6GB`` into bytes.
-
-    Config keys are resolved at load and need no parsing; this is left for ``tfkit.records``' ``--shard_size``
-    until that calls ``tfkit.units`` itself.
-    """
-    return units.parse_limit(text, key=key).of(budget)
-
-
 def _size_text(size: int) -> str | int:
     for name, factor in _WRITTEN_UNITS:
         if size and size % factor == 0:
