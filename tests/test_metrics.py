@@ -1,3 +1,5 @@
+"""tfkit.metrics: image errors on the declared scale, PSNR/SSIM against scikit-image, mask IoU and Dice."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -5,40 +7,7 @@ import pytest
 import tensorflow as tf
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from tfkit import masks, metrics
-
-
-def test_a_value_exactly_at_the_threshold_is_foreground_with_ge_and_background_with_gt():
-    probabilities = tf.constant([[0.49999, 0.5, 0.50001], [0.0, 1.0, 0.25]])
-    np.testing.assert_array_equal(masks.binary(probabilities), [[0, 1, 1], [0, 1, 0]])
-    np.testing.assert_array_equal(masks.binary(probabilities, comparison=">"), [[0, 0, 1], [0, 1, 0]])
-    np.testing.assert_array_equal(masks.binary(probabilities, threshold=0.25), [[1, 1, 1], [0, 1, 1]])
-    # What the notebook idioms do at 0.5 instead: tf.round rounds half to even, and the cast truncates 0.49999 + 0.5.
-    assert float(tf.round(0.5)) == 0.0 and int(tf.cast(tf.constant(0.49999) + 0.5, tf.int32)) == 0
-
-
-def test_logits_decide_exactly_as_their_probabilities_would():
-    logits = tf.constant([-3.0, -1e-7, 0.0, 1e-7, 2.0])
-    np.testing.assert_array_equal(masks.binary(logits, from_logits=True), [0, 0, 1, 1, 1])
-    np.testing.assert_array_equal(masks.binary(logits, from_logits=True, comparison=">"), [0, 0, 0, 1, 1])
-    at = float(np.log(0.8 / 0.2))
-    values = tf.constant([at - 1e-4, at, at + 1e-4])
-    np.testing.assert_array_equal(masks.binary(values, from_logits=True, threshold=0.8), [0, 1, 1])
-    with pytest.raises(ValueError, match=r"expected a value in \(0, 1\)"):
-        masks.binary(logits, from_logits=True, threshold=1.0)
-
-
-def test_batches_and_dtypes():
-    batch = tf.random.stateless_uniform((4, 8, 8, 1), seed=(1, 2))
-    mask = masks.binary(batch, dtype=tf.float32)
-    assert mask.shape == (4, 8, 8, 1) and mask.dtype == tf.float32
-    np.testing.assert_array_equal(mask.numpy(), (batch.numpy() >= 0.5).astype(np.float32))
-
-
-def test_multiclass_masks_by_argmax_or_one_hot():
-    scores = tf.constant([[[0.1, 0.7, 0.2], [0.5, 0.5, 0.0]]])  # a tie goes to the lower class
-    np.testing.assert_array_equal(masks.multiclass(scores), [[1, 0]])
-    np.testing.assert_array_equal(masks.multiclass(scores, one_hot=True, dtype=tf.uint8), [[[0, 1, 0], [1, 0, 0]]])
+from tfkit import metrics
 
 
 @pytest.fixture
@@ -109,3 +78,21 @@ def test_keras_metric_classes_average_over_every_image_they_see(images):
         psnr.update_state(clean[start : start + 1], noisy[start : start + 1])
     assert float(rmse.result()) == pytest.approx(float(metrics.rmse(clean, noisy, data_range="0-255")), rel=1e-5)
     assert float(psnr.result()) == pytest.approx(float(metrics.psnr(clean, noisy, data_range="0-255")), rel=1e-5)
+
+
+def test_mask_iou_and_dice_match_numpy_and_ignore_padding():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 2, (6, 8, 8, 1)).astype(np.float32)
+    logits[0, 0, 0, 0] = 0.0  # exactly at the threshold: foreground with >=
+    truth = (rng.random((6, 8, 8, 1)) < 0.4).astype(np.uint8)
+    weights = np.array([1, 1, 1, 1, 0, 0], np.float32)  # two padding images
+    predicted = logits >= 0.0
+    kept = weights > 0
+    intersection = np.logical_and(predicted, truth)[kept].sum()
+    union = np.logical_or(predicted, truth)[kept].sum()
+    sizes = predicted[kept].sum() + truth[kept].sum()
+    for kind, expected in (("iou", intersection / union), ("dice", 2 * intersection / sizes)):
+        metric = metrics.MaskOverlap(kind, from_logits=True)
+        metric.update_state(truth[:3], logits[:3], sample_weight=weights[:3])
+        metric.update_state(truth[3:], logits[3:], sample_weight=weights[3:])
+        assert float(metric.result()) == pytest.approx(float(expected), rel=1e-6), kind
