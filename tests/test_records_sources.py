@@ -24,9 +24,9 @@ def read_split(folder, features: list[str] | None = None) -> dict[str, list]:
     values: dict[str, list] = {name: [] for name in names}
     for path in schema.files(folder):
         for serialized in tf.data.TFRecordDataset(path, compression_type=schema.compression or "").batch(64):
-            parsed = tf.io.parse_example(serialized, {name: data._parse_spec(schema.features[name]) for name in names})
+            parsed = tf.io.parse_example(serialized, {name: data.parse_spec(schema.features[name]) for name in names})
             for name in names:
-                decoded = data._decode(parsed[name], schema.features[name], batch=None, image_size=())
+                decoded = data.decode(parsed[name], schema.features[name], batch=None, image_size=())
                 values[name].extend(decoded.numpy())
     return values
 
