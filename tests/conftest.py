@@ -7,6 +7,7 @@ asks about TPU names, is pointed at a closed loopback port.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -97,3 +98,29 @@ def outside_repo(tmp_path: Path) -> Path:
     work = tmp_path / "elsewhere"
     work.mkdir()
     return work
+
+
+def file_hashes(*roots: Path) -> dict[str, str]:
+    """The sha256 of every file under ``roots`` (a root may be a file), to show that nothing was changed."""
+    hashes: dict[str, str] = {}
+    for root in roots:
+        paths = [root] if root.is_file() else sorted(path for path in root.rglob("*") if path.is_file())
+        for path in paths:
+            hashes[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def assert_refused(
+    result: subprocess.CompletedProcess[str], *, before: dict[str, str], roots: list[Path], code: int = 2
+) -> str:
+    """A refused command: exit ``code``, one stderr line and no traceback, every file it found byte-identical.
+
+    Returns:
+        The one line, for the caller to check its words.
+    """
+    assert result.returncode == code, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    lines = stderr_lines(result)
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert file_hashes(*roots) == before, "a refused command changed a file it found"
+    return lines[0]
