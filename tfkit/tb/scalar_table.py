@@ -60,15 +60,15 @@ def tensor_scalar(tensor: Any) -> float | int | None:
     array: np.ndarray
     if tensor.tensor_content:
         array = np.frombuffer(tensor.tensor_content, dtype=dtype)
+    elif field == "half_val":  # half and bfloat16 values are listed as their 16 bits
+        array = np.asarray(tensor.half_val, dtype=np.int64).astype(np.uint16)
+        array = array.view(np.float16) if tensor.dtype == _HALF else array
     else:
-        listed = getattr(tensor, field)
-        array = np.asarray(listed, dtype=np.int64 if field == "half_val" else dtype).astype(dtype)
+        array = np.asarray(getattr(tensor, field), dtype=dtype)
     if len(array) != 1:
         return None
     if tensor.dtype == _BFLOAT16:
         return float((array.astype(np.uint32) << 16).view(np.float32)[0])
-    if tensor.dtype == _HALF:
-        return float(array.view(np.float16)[0] if array.dtype != np.float16 else array[0])
     item = array[0].item()
     return int(item) if isinstance(item, (bool, int)) else float(item)
 
