@@ -247,8 +247,8 @@ def _font_families(texts: Sequence[str]) -> list[str]:
                 font_manager.fontManager.addfont(path)
     families = ["DejaVu Sans"]
     for entry in font_manager.fontManager.ttflist:
-        if not missing or entry.name in families:
-            continue
+        if not missing or entry.name in families or entry.name.startswith("Last Resort"):
+            continue  # Last Resort "has" every glyph, as a box
         try:
             covered = missing & set(map(chr, ft2font.FT2Font(entry.fname).get_charmap()))
         except (OSError, RuntimeError):
