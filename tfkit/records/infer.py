@@ -136,26 +136,7 @@ def infer_schema(
         UserError: A file that is not a TFRecord file, mixed compressions, no records, a count not in a name, or a
             label outside ``[0, num_classes)``, naming the file and the record.
     """
-    if not paths:
-        raise UserError("no record files were given; expected at least one TFRecord file.")
-    compressions = {path: detect_compression(path) for path in paths}
-    if len(set(compressions.values())) > 1:
-        kinds = {value or "none": path for path, value in compressions.items()}
-        raise UserError(f"the record files mix compressions ({kinds}); expected one. Give each kind separately.")
-    compression = compressions[paths[0]]
-    seen: dict[str, _Kinds] = {}
-    taken = 0
-    for path in paths:
-        for serialized in read_records(path, compression):
-            _observe(parse(serialized), seen)
-            taken += 1
-            if taken >= sample:
-                break
-        if taken >= sample:
-            break
-    if not taken:
-        raise UserError(f"the record files ({paths[0]}, ...) hold no records; expected at least one.")
-    features = {name: _feature(name, kinds, taken) for name, kinds in sorted(seen.items())}
+    features, compression = infer_features(paths, sample=sample)
     label = label or _guess_label(features)
     labelled = label in features and features[label].encoding == "int64" and features[label].shape == ()
     shards = []
@@ -185,6 +166,44 @@ def infer_schema(
         records=sum(shard.records for shard in shards),
         compression=compression,
     )
+
+
+def infer_features(paths: Sequence[str], *, sample: int = SAMPLE_RECORDS) -> tuple[dict[str, Feature], str | None]:
+    """Each feature's kind and shape from the first ``sample`` records, and the files' compression.
+
+    Raises:
+        UserError: A file that is not a TFRecord file, mixed compressions, no records, or a feature of mixed kinds.
+    """
+    if not paths:
+        raise UserError("no record files were given; expected at least one TFRecord file.")
+    compressions = {path: detect_compression(path) for path in paths}
+    if len(set(compressions.values())) > 1:
+        kinds = {value or "none": path for path, value in compressions.items()}
+        raise UserError(f"the record files mix compressions ({kinds}); expected one. Give each kind separately.")
+    compression = compressions[paths[0]]
+    seen: dict[str, _Kinds] = {}
+    taken = 0
+    for path in paths:
+        for serialized in read_records(path, compression):
+            _observe(parse(serialized), seen)
+            taken += 1
+            if taken >= sample:
+                break
+        if taken >= sample:
+            break
+    if not taken:
+        raise UserError(f"the record files ({paths[0]}, ...) hold no records; expected at least one.")
+    return {name: _feature(name, kinds, taken) for name, kinds in sorted(seen.items())}, compression
+
+
+def summary(schema: Schema) -> str:
+    """The schema in one line, for the log: records, files, and each feature's kind and shape."""
+    described = []
+    for name, feature in schema.features.items():
+        classes = f", {feature.num_classes} classes" if feature.num_classes else ""
+        described.append(f"{name} {feature.encoding} {list(feature.shape)}{classes}")
+    compression = f", {schema.compression.lower()}" if schema.compression else ""
+    return f"{schema.records} records in {len(schema.shards)} file(s){compression}; " + ", ".join(described)
 
 
 def _guess_label(features: dict[str, Feature]) -> str | None:
