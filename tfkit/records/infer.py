@@ -96,8 +96,10 @@ def detect_compression(path: str) -> str | None:
 
 def count_from_name(path: str) -> int | None:
     """The record count a Kaggle-style name carries (``00-192x192-798.tfrec``: 798), or None."""
-    match = _COUNT_IN_NAME.search(os.path.basename(path))
-    return int(match.group(1)) if match and "-" in os.path.basename(path)[: match.start() + 1] else None
+    name = os.path.basename(path)
+    match = _COUNT_IN_NAME.search(name)
+    # train-00000-of-00004.tfrecord ends in a shard count, not a record count
+    return int(match.group(1)) if match and "-of-" not in name else None
 
 
 @dataclasses.dataclass
