@@ -50,7 +50,7 @@ def expand(locations: str | Sequence[str]) -> list[str]:
             matched = sorted(_gfile().glob(location) if files.is_remote(location) else glob.glob(location))
             matched = [path for path in matched if not _is_folder(path)]
             if not matched:
-                raise UserError(f"the glob '{location}' matches no files; expected TFRecord files. Check the pattern.")
+                raise UserError(f"the glob '{location}' matches no files; expected TFRecord shards. Check the pattern.")
             found += matched
         elif _is_folder(location):
             names = _gfile().listdir(location) if files.is_remote(location) else os.listdir(location)
