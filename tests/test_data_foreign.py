@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import tensorflow as tf
 from foreign_data import csv_images, kaggle_tfrecords
 
+from tfkit import config as config_lib
 from tfkit import data
 from tfkit.config import DataConfig
 from tfkit.data import splits
@@ -126,3 +128,12 @@ def test_a_csv_with_an_image_folder_is_a_split_with_class_names_kept(tmp_path):
 
 def test_the_inferred_schema_path_is_per_split():
     assert splits.inferred_schema_path("runs/a", "eval") == Path("runs/a/schema-eval.json")
+
+
+def test_counts_from_kaggle_names_need_the_number_of_classes_in_the_config(kaggle):
+    base = ["train.global_batch_size=8", "data.count_records=false", f"data.train={kaggle / 'train'}"]
+    with pytest.raises(UserError, match=r"'data\.count_records' is false and 'model\.num_classes' is not set"):
+        config_lib.load(None, overrides=base)
+    config = config_lib.load(None, overrides=[*base, "model.num_classes=3"])
+    schema = data.load_schema(str(kaggle / "train"), dataclasses.replace(config.data, label="class", image_size=(8, 8)))
+    assert [shard.records for shard in schema.shards] == [20] * 4  # from the names: -20.tfrec

@@ -82,7 +82,9 @@ def load_schema(
     labelled = split != "test" or config.label in schema.features
     check_features(schema, config, folder=where, label_required=labelled)
     names = [config.features] + ([config.label] if labelled else [])
-    conformance.check_sample(schema, source, names=names)
+    if config.skip_corrupt:
+        schema = _skip_corrupt(source, schema)
+    conformance.check_sample(schema, source, names=names)  # after skip_corrupt: it reads the repaired copies
     if config.image_size:
         features = dict(schema.features)
         for name, feature in features.items():
@@ -100,8 +102,6 @@ def load_schema(
             raise UserError(
                 f"feature '{name}' of '{where}' varies in size ({list(feature.shape)}); expected one size. {fix}"
             )
-    if config.skip_corrupt:
-        schema = _skip_corrupt(source, schema)
     return schema
 
 
