@@ -171,6 +171,7 @@ print(builder.data_dir)
     assert all(np.array_equal(image, np.full((4, 3), image[0, 0], np.float32)) for image in back["image"])
 
 
+@pytest.mark.slow
 def test_a_tensorflow_datasets_folder_of_images_of_varying_size_keeps_them_encoded(tmp_path):
     script = f"""
 import numpy as np, tensorflow_datasets as tfds
