@@ -24,7 +24,7 @@ print(json.dumps({"codes": codes, "import_seconds": imported, "modules": sorted(
 """
 
 
-@pytest.mark.parametrize("command", [[], ["write"], ["inspect"], ["verify"]])
+@pytest.mark.parametrize("command", [[], ["write"], ["inspect"], ["verify"], ["schema"]])
 def test_help_exits_0_on_every_subcommand(tmp_path, command):
     result = tfkit_process(["tfkit.records", *command, "--help"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -171,6 +171,41 @@ print(builder.data_dir)
     assert all(np.array_equal(image, np.full((4, 3), image[0, 0], np.float32)) for image in back["image"])
 
 
+@pytest.mark.slow
+def test_a_tensorflow_datasets_folder_of_images_of_varying_size_keeps_them_encoded(tmp_path):
+    script = f"""
+import numpy as np, tensorflow_datasets as tfds
+class Flowers(tfds.core.GeneratorBasedBuilder):
+    VERSION = tfds.core.Version("1.0.0")
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({{
+            "image": tfds.features.Image(encoding_format="jpeg"),
+            "label": tfds.features.ClassLabel(num_classes=2)}}))
+    def _split_generators(self, dl_manager):
+        return {{"train": self._generate_examples(6)}}
+    def _generate_examples(self, n):
+        for i in range(n):
+            yield i, {{"image": np.full((20 + i, 30 - i, 3), 40 * i, np.uint8), "label": i % 2}}
+builder = Flowers(data_dir={str(tmp_path / "tfds")!r})
+builder.download_and_prepare()
+print(builder.data_dir)
+"""
+    made = python_script(script, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    folder = made.stdout.strip().splitlines()[-1]
+    result = tfkit_process(["tfkit.records", "write", folder, "--out", str(tmp_path / "out")], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    schema = records.read_schema(tmp_path / "out")
+    assert schema.features["image"] == records.Feature("uint8", (-1, -1, 3), "jpeg")
+    shapes = []
+    for path in schema.files(tmp_path / "out"):
+        for serialized in records.read_records(path):
+            data = records.parse(serialized)["image"][0]
+            assert isinstance(data, bytes) and data.startswith(b"\xff\xd8\xff")  # JPEG bytes, never pixels
+            shapes.append(tuple(tf.io.decode_jpeg(data).shape))
+    assert sorted(shapes) == sorted((20 + index, 30 - index, 3) for index in range(6))
+
+
 def test_bad_sources_get_one_line_each(tmp_path):
     np.save(tmp_path / "empty.npy", np.zeros((0, 3), np.float32))
     (tmp_path / "notes.txt").write_text("hello")

@@ -6,6 +6,8 @@ nothing in the loss or any metric.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import tensorflow as tf
 
 from tfkit import data, loop
@@ -26,7 +28,13 @@ class Evaluator:
     """
 
     def __init__(
-        self, config: Config, *, strategy: tf.distribute.Strategy, parts: Parts, folder: str, schema: Schema
+        self,
+        config: Config,
+        *,
+        strategy: tf.distribute.Strategy,
+        parts: Parts,
+        folder: str | Sequence[str],
+        schema: Schema,
     ) -> None:
         self.config = config
         self.strategy = strategy

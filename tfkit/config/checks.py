@@ -101,7 +101,7 @@ def check_optimizer(config: Config) -> None:
 
 
 def check_data(config: Config) -> None:
-    """Training data named, a shuffle buffer of 0 or more, and an image size of two positive numbers."""
+    """Training data named, a shuffle buffer of 0 or more, an image size of two numbers, classes known if unread."""
     data = config.data
     _at_least(0, {"data.shuffle_buffer": data.shuffle_buffer})
     if not data.train:
@@ -110,6 +110,13 @@ def check_data(config: Config) -> None:
         raise UserError(
             f"config key 'data.image_size': received {list(data.image_size)}; expected [height, width], "
             "e.g. [224, 224]."
+        )
+    classified = config.task.loss == "sparse_categorical_crossentropy"
+    if not data.count_records and classified and config.model.num_classes is None:
+        # Without reading every record, the labels of data with no schema are never seen: the classes are unknown.
+        raise UserError(
+            "config key 'data.count_records' is false and 'model.num_classes' is not set; expected the number of "
+            "classes, since the labels are not read. Set model.num_classes, or data.count_records: true."
         )
 
 

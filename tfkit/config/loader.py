@@ -29,7 +29,7 @@ from tfkit.config.sections import Config
 from tfkit.errors import UserError
 
 # Keys that hold filesystem paths: a relative value in a YAML file is resolved against the file's folder.
-_PATH_KEYS = ("data.train", "data.eval", "data.schema", "data.cache", "model.weights")
+_PATH_KEYS = ("data.train", "data.eval", "data.test", "data.schema", "data.images", "data.cache", "model.weights")
 
 
 def load(
@@ -62,7 +62,7 @@ def load(
     for item in overrides:
         key, value = _parse_override(item)
         _set(tree, key, value)
-        if key in _PATH_KEYS and isinstance(value, str):
+        if key in _PATH_KEYS and isinstance(value, (str, list)):
             _resolve_paths(tree, base=Path.cwd(), only=key)
     config = _build(Config, _normalise(tree), prefix="")
     validate(config)
@@ -191,11 +191,19 @@ def _resolve_paths(tree: dict[str, Any], *, base: Path, only: str | None = None)
             continue
         section, _, leaf = key.partition(".")
         node = tree.get(section)
-        if not isinstance(node, dict):
+        if not isinstance(node, dict) or leaf not in node:
             continue
-        value = node.get(leaf)
-        if isinstance(value, str) and value and "://" not in value and not os.path.isabs(value):
-            node[leaf] = str((base / value).resolve())
+        value = node[leaf]
+        if isinstance(value, list):  # a list of globs (data.train)
+            node[leaf] = [_resolve_path(item, base) for item in value]
+        else:
+            node[leaf] = _resolve_path(value, base)
+
+
+def _resolve_path(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and value and "://" not in value and not os.path.isabs(value):
+        return str((base / value).resolve())
+    return value
 
 
 def _describe(value: Any) -> str:

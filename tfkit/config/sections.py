@@ -41,11 +41,19 @@ class DataConfig:
     """Where the TFRecords are and how they are read (see tfkit.data for the pipeline).
 
     Attributes:
-        train: A folder of TFRecord shards with a ``schema.json``, or a glob of shards (local or ``gs://``) with
-            ``schema`` naming their schema.
+        train: A folder of TFRecord shards with a ``schema.json``, or a folder, a glob or a list of globs of
+            TFRecord files of any name (``.tfrec``, ``.tfrecords``, none), local or ``gs://``, gzip or not. Without
+            a schema, one is inferred from the records and written to ``WORKDIR/schema-train.json``. Or a CSV with
+            ``images`` naming its image folder.
         eval: The same for evaluation, or None for no evaluation.
-        schema: With a glob in ``train``/``eval``: the folder (or ``schema.json``) that describes the shards; by
-            default the glob's folder.
+        test: The same for prediction (tfkit.predict); its label is optional. None for none.
+        schema: The folder (or schema file, e.g. one ``python -m tfkit.records schema`` wrote) that describes the
+            files of ``train``/``eval``/``test``; by default the glob's folder's ``schema.json``, else inferred.
+        id: The feature (or CSV column) that names each example, written next to predictions.
+        images: With a CSV in ``train``/``eval``/``test``: the folder of its images, named by the ``id`` column.
+        count_records: Count the records of data without a schema by reading every one (and with them every label,
+            which gives the number of classes). Off, counts come from Kaggle-style names (``00-192x192-798.tfrec``),
+            and ``model.num_classes`` must be set.
         features: The schema feature fed to the model.
         label: The schema feature used as the target.
         shuffle_buffer: Examples held in the shuffle buffer (0 turns shuffling off).
@@ -67,9 +75,13 @@ class DataConfig:
             naming the shard.
     """
 
-    train: str = ""
-    eval: str | None = None
+    train: str | tuple[str, ...] = ""
+    eval: str | tuple[str, ...] | None = None
+    test: str | tuple[str, ...] | None = None
     schema: str | None = None
+    id: str = "id"
+    images: str | None = None
+    count_records: bool = True
     features: str = "image"
     label: str = "label"
     shuffle_buffer: int = 2048

@@ -31,13 +31,15 @@ repaired copy holding only its good ones, and the bad ones are counted and repor
 
 from tfkit.data.decode import Batch, decode, parse_spec
 from tfkit.data.pipeline import dataset_fn, record_bytes, shuffle_examples
-from tfkit.data.splits import check_features, load_schema
+from tfkit.data.splits import check_features, csv_split, inferred_schema_path, load_schema
 
 __all__ = [
     "Batch",
     "check_features",
+    "csv_split",
     "dataset_fn",
     "decode",
+    "inferred_schema_path",
     "load_schema",
     "parse_spec",
     "record_bytes",

@@ -29,9 +29,11 @@ def parser(
 
 
 def parse_spec(feature: Feature) -> tf.io.FixedLenFeature:
-    """How ``tf.io.parse_example`` reads a feature: an Int64List as it is, everything else as one bytes value."""
+    """How ``tf.io.parse_example`` reads a feature: an Int64List or FloatList as it is, else one bytes value."""
     if feature.encoding == "int64":
         return tf.io.FixedLenFeature(list(feature.shape), tf.int64)
+    if feature.encoding == "float":
+        return tf.io.FixedLenFeature(list(feature.shape), tf.float32)
     return tf.io.FixedLenFeature([], tf.string)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
@@ -35,7 +35,7 @@ def record_bytes(schema: Schema) -> int:
 
 
 def dataset_fn(
-    folder: str,
+    folder: str | Sequence[str],
     schema: Schema,
     config: DataConfig,
     *,

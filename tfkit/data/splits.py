@@ -1,4 +1,7 @@
-"""Which records a split holds: its schema from a folder or a glob of shards, checked against the config.
+"""Which records a split holds: its schema (written, declared or inferred), checked against the config.
+
+Data tfkit did not write (a competition's ``.tfrec`` files) needs no schema file: the schema is inferred from the
+records and kept in the run's workdir (see ``load_schema``).
 
 With ``data.skip_corrupt``, every shard is scanned once at start; a shard with bad records is read from a repaired
 copy holding only its good ones, and the bad ones are counted and reported.
@@ -8,24 +11,30 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import tempfile
+from collections.abc import Sequence
+from pathlib import Path
 
 import tensorflow as tf
 
 from tfkit import records
 from tfkit.config import DataConfig
 from tfkit.errors import UserError
-from tfkit.records import IMAGE_ENCODINGS, Schema, Shard, read_schema
+from tfkit.records import IMAGE_ENCODINGS, Schema, Shard, conformance, files, infer, read_schema
+from tfkit.records.schema_file import read_schema_file
+from tfkit.records.sources.csv_images import CSVImageSource
 
 
-def check_features(schema: Schema, config: DataConfig, *, folder: str) -> None:
-    """Checks that the configured feature and label exist in the schema.
+def check_features(schema: Schema, config: DataConfig, *, folder: str, label_required: bool = True) -> None:
+    """Checks that the configured feature and label exist in the schema (the label only if ``label_required``).
 
     Raises:
         UserError: Naming the missing key and the features that exist.
     """
-    for key, name in (("data.features", config.features), ("data.label", config.label)):
+    keys = [("data.features", config.features)] + ([("data.label", config.label)] if label_required else [])
+    for key, name in keys:
         if name not in schema.features:
             raise UserError(
                 f"config key '{key}': received '{name}', which is not a feature of '{folder}'; expected one of "
@@ -33,32 +42,142 @@ def check_features(schema: Schema, config: DataConfig, *, folder: str) -> None:
             )
 
 
-def load_schema(source: str, config: DataConfig) -> Schema:
-    """Reads a split's schema (a folder, or a glob of shards with ``data.schema``) and checks it against the config.
+def load_schema(
+    source: str | Sequence[str],
+    config: DataConfig,
+    *,
+    split: str = "train",
+    workdir: str | os.PathLike[str] | None = None,
+    num_classes: int | None = None,
+) -> Schema:
+    """Reads or infers a split's schema and checks it, and a sample of the records, against the config.
+
+    ``source`` is a folder written by tfkit.records (with its ``schema.json``), or a folder, glob or list of globs of
+    TFRecord files of any name, described by ``data.schema`` or else inferred from the records (see
+    tfkit.records.infer), or a CSV with an image folder (``data.images``). An inferred schema is written to
+    ``WORKDIR/schema-SPLIT.json`` and read from there again on resume; without a workdir it is inferred each time.
 
     With ``data.image_size``, encoded images get that size in the returned schema. With ``data.skip_corrupt``,
     every shard is scanned, and shards with bad records are replaced by repaired copies (see the module's doc).
 
+    Args:
+        source: ``data.train``, ``data.eval`` or ``data.test``.
+        config: The ``data`` section.
+        split: ``train``, ``eval`` or ``test``; the label is optional in ``test``.
+        workdir: The run's folder, where an inferred schema is kept; None keeps it in memory only.
+        num_classes: ``model.num_classes`` when the config gives it: labels read while inferring are checked
+            against it; without it, an inferred schema takes the largest training label plus one.
+
     Raises:
-        UserError: The folder, schema or files are missing, the glob matches nothing, or a feature does not exist.
+        UserError: The folder, schema or files are missing, the glob matches nothing, a feature does not exist, a
+            label is out of range, or a record does not match the schema (naming the file, the record and the fix).
     """
-    schema = _glob_schema(source, config) if _is_glob(source) else read_schema(source)
-    check_features(schema, config, folder=source)
+    where = source if isinstance(source, str) else ", ".join(source)
+    if isinstance(source, str) and source.lower().endswith(".csv"):
+        schema = csv_split(source, config, split=split, workdir=workdir)
+    else:
+        schema = _declared_schema(source, config) or _inferred_schema(
+            source, config, split=split, workdir=workdir, num_classes=num_classes
+        )
+    labelled = split != "test" or config.label in schema.features
+    check_features(schema, config, folder=where, label_required=labelled)
+    names = [config.features] + ([config.label] if labelled else [])
+    if config.skip_corrupt:
+        schema = _skip_corrupt(source, schema)
+    conformance.check_sample(schema, source, names=names)  # after skip_corrupt: it reads the repaired copies
     if config.image_size:
         features = dict(schema.features)
         for name, feature in features.items():
             if feature.encoding in IMAGE_ENCODINGS:
                 features[name] = dataclasses.replace(feature, shape=(*config.image_size, feature.shape[-1]))
         schema = dataclasses.replace(schema, features=features)
-    for name in (config.features, config.label):
+    for name in names:
         feature = schema.features[name]
         if any(size < 0 for size in feature.shape):
-            raise UserError(
-                f"feature '{name}' of '{source}' holds images of varying sizes ({list(feature.shape)}); expected "
-                "one size. Set data.image_size: [height, width] to resize them."
+            fix = (
+                "Set data.image_size: [height, width] to resize them."
+                if feature.encoding in IMAGE_ENCODINGS
+                else "Choose a fixed-length feature."
             )
-    if config.skip_corrupt:
-        schema = _skip_corrupt(source, schema)
+            raise UserError(
+                f"feature '{name}' of '{where}' varies in size ({list(feature.shape)}); expected one size. {fix}"
+            )
+    return schema
+
+
+def inferred_schema_path(workdir: str | os.PathLike[str], split: str) -> Path:
+    """Where a run keeps the schema it inferred for a split: ``WORKDIR/schema-SPLIT.json``."""
+    return Path(workdir) / f"schema-{split}.json"
+
+
+def csv_split(source: str, config: DataConfig, *, split: str, workdir: str | os.PathLike[str] | None = None) -> Schema:
+    """A CSV with an image folder (``data.images``), written once as TFRecords and read from there again.
+
+    The records go to ``WORKDIR/records-SPLIT`` (a temporary folder without a workdir), keyed by the CSV's path, size
+    and time, so a resumed run reads them again instead of writing them twice. Shard paths come back absolute.
+
+    Raises:
+        UserError: ``data.images`` is not set, or the CSV does not match its images.
+    """
+    if not config.images:
+        raise UserError(
+            f"data '{source}' is a CSV; expected data.images to name its image folder, e.g. --set data.images=images/."
+        )
+    stat = os.stat(source)
+    key = hashlib.sha1(f"{os.path.abspath(source)}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    base = Path(workdir) if workdir is not None else Path(tempfile.gettempdir()) / "tfkit-csv"
+    folder = base / f"records-{split}-{key}"
+    if not (folder / records.SCHEMA_FILE).exists():
+        label = config.label if split != "test" else None
+        table = CSVImageSource(source, images=config.images, id_column=config.id, label_column=label)
+        records.write(table, folder, split=split)
+        print(f"tfkit: wrote {len(table)} records of {source} to {folder}")
+    schema = read_schema(folder)
+    shards = tuple(dataclasses.replace(shard, file=str(folder.resolve() / shard.file)) for shard in schema.shards)
+    return dataclasses.replace(schema, shards=shards)
+
+
+def _declared_schema(source: str | Sequence[str], config: DataConfig) -> Schema | None:
+    """The schema written for ``source``: its folder's ``schema.json``, or ``data.schema``; None when there is none."""
+    if isinstance(source, str) and not _is_glob(source) and not config.schema:
+        if files.exists(os.path.join(source, records.SCHEMA_FILE)) or not files.exists(source):
+            return read_schema(source)  # a missing folder is reported there
+        return None
+    place = config.schema
+    if place is None:
+        if not isinstance(source, str):
+            return None
+        place = os.path.dirname(source)
+        if not files.exists(os.path.join(place, records.SCHEMA_FILE)):
+            return None
+    return _glob_schema(source, place)
+
+
+def _inferred_schema(
+    source: str | Sequence[str],
+    config: DataConfig,
+    *,
+    split: str,
+    workdir: str | os.PathLike[str] | None,
+    num_classes: int | None,
+) -> Schema:
+    paths = [path if "://" in path else os.path.abspath(path) for path in infer.expand(source)]
+    saved = inferred_schema_path(workdir, split) if workdir is not None else None
+    if saved is not None and saved.exists():
+        schema = read_schema_file(str(saved))
+        if [shard.file for shard in schema.shards] == paths:
+            print(f"tfkit: reading the schema of data.{split} from {saved}")
+            return schema
+    label = config.label if split != "test" else None
+    schema = infer.infer_schema(paths, split=split, label=label, count=config.count_records, num_classes=num_classes)
+    where = " (kept in memory: no workdir)"
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        temporary = saved.with_name(f".{saved.name}.tmp")
+        temporary.write_text(json.dumps(schema.to_json(), indent=2) + "\n")
+        os.replace(temporary, saved)
+        where = f"; written to {saved} (edit it and set data.schema to change it)"
+    print(f"tfkit: inferred the schema of data.{split}: {infer.summary(schema)}{where}")
     return schema
 
 
@@ -66,31 +185,33 @@ def _is_glob(source: str) -> bool:
     return any(char in source for char in "*?[")
 
 
-def _glob_schema(pattern: str, config: DataConfig) -> Schema:
-    if "://" not in pattern:
-        pattern = os.path.abspath(pattern)  # shard paths below must be absolute (see the end)
-    folder = config.schema or os.path.dirname(pattern)
-    if folder.endswith(records.SCHEMA_FILE):
-        folder = os.path.dirname(folder)
-    if "://" not in folder:
-        folder = os.path.abspath(folder)
-    schema = read_schema(folder)
-    matched = set(tf.io.gfile.glob(pattern))
-    if not matched:
-        raise UserError(f"the glob '{pattern}' matches no files; expected TFRecord shards. Check the pattern.")
-    known = {os.path.join(folder, shard.file): shard for shard in schema.shards}
-    unknown = sorted(path for path in matched if path not in known)
+def _glob_schema(source: str | Sequence[str], place: str) -> Schema:
+    """The shards of a schema (a folder's ``schema.json``, or a schema file) that ``source`` matches."""
+    if "://" not in place:
+        place = os.path.abspath(place)
+    if place.endswith(".json"):
+        folder = os.path.dirname(place)
+        schema = read_schema_file(place)
+    else:
+        folder = place
+        schema = read_schema(folder)
+    matched = [path if "://" in path else os.path.abspath(path) for path in infer.expand(source)]
+    known = {
+        path if "://" in path else os.path.abspath(path): shard
+        for shard, path in zip(schema.shards, schema.files(folder), strict=True)
+    }
+    unknown = [path for path in matched if path not in known]
     if unknown:
         raise UserError(
-            f"'{unknown[0]}' matches the glob '{pattern}' but is not a shard of the schema in '{folder}'; expected "
-            "only that schema's shards. Narrow the glob or set data.schema."
+            f"'{unknown[0]}' is in the data but not a shard of the schema in '{place}'; expected only that schema's "
+            "shards. Narrow the glob, or add the file to the schema (python -m tfkit.records schema writes one)."
         )
     # Absolute paths: Schema.files joins them to the glob unchanged, so every reader treats both forms alike.
-    shards = tuple(dataclasses.replace(shard, file=path) for path, shard in known.items() if path in matched)
+    shards = tuple(dataclasses.replace(known[path], file=path) for path in matched)
     return dataclasses.replace(schema, shards=shards, records=sum(shard.records for shard in shards))
 
 
-def _skip_corrupt(source: str, schema: Schema) -> Schema:
+def _skip_corrupt(source: str | Sequence[str], schema: Schema) -> Schema:
     shards: list[Shard] = []
     skipped = []
     for shard, path in zip(schema.shards, schema.files(source), strict=True):

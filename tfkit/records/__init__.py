@@ -20,7 +20,9 @@ The package answers one question per module, and imports nothing of training (tf
 - ``writing``: a source or an iterator written as a split; ``verification``: every record of a split checked;
 - ``sources``: what ``write`` converts, behind the ``Source`` protocol; ``images``: JPEG and PNG through Pillow;
 - ``sample``: a split's first record, decoded without TensorFlow; ``files``: local paths opened without TensorFlow;
-- ``command``: ``python -m tfkit.records write|inspect|verify``.
+- ``infer``: the schema of TFRecords tfkit did not write, from their records; ``conformance``: records checked
+  against a schema, one line per mismatch; ``foreign``: ``schema``, ``inspect`` and ``verify`` of such files;
+- ``command``: ``python -m tfkit.records write|inspect|verify|schema``.
 """
 
 from tfkit.records import sources

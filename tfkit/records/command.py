@@ -1,12 +1,15 @@
-"""``python -m tfkit.records write|inspect|verify``: convert a dataset, describe a split, check every record.
+"""``python -m tfkit.records write|inspect|verify|schema``: convert, describe, check, or describe foreign records.
 
 ``inspect`` and ``verify`` read local splits without TensorFlow, so they answer in a fraction of a second; ``write``
-loads it only for a tensorflow-datasets source.
+loads it only for a tensorflow-datasets source. ``inspect``, ``verify`` and ``schema`` also take folders and globs of
+TFRecord files tfkit did not write (a competition's ``.tfrec`` files): their schema is inferred from the records
+(see tfkit.records.infer), or given with ``--schema``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,8 +18,10 @@ import numpy as np
 
 from tfkit import cli
 from tfkit.errors import UserError
+from tfkit.records import foreign
+from tfkit.records.framing import Problem
 from tfkit.records.sample import first_example
-from tfkit.records.schema import Schema
+from tfkit.records.schema import SCHEMA_FILE, Schema
 from tfkit.records.schema_file import read_schema
 from tfkit.records.sources import open_source
 from tfkit.records.verification import verify
@@ -35,8 +40,8 @@ def parser() -> cli.Parser:
         help="convert a dataset to sharded TFRecords",
         description=(
             "SOURCE: .npy files (one feature each, named by the file), an .npz, an HDF5 file (.h5/.hdf5), a folder "
-            "of images in class subfolders, or a prepared tensorflow-datasets folder (the one with "
-            "dataset_info.json)."
+            "of images in class subfolders, a CSV with --images (one row per image), or a prepared "
+            "tensorflow-datasets folder (the one with dataset_info.json)."
         ),
     )
     write_command.add_argument("source", nargs="+", help="the data to convert")
@@ -55,10 +60,27 @@ def parser() -> cli.Parser:
     write_command.add_argument("--features", default=None, help="HDF5/npz: comma-separated names to keep (default all)")
     write_command.add_argument("--label", default=None, help="the label feature, to record its number of classes")
     write_command.add_argument("--tfds_split", default="train", help="tensorflow-datasets: which split to read")
+    write_command.add_argument("--images", default=None, help="CSV: the folder of the images its rows name")
+    write_command.add_argument("--id", default="id", help="CSV: the column naming each image file (default id)")
     inspect_command = commands.add_parser("inspect", help="print a split's schema, counts, sizes and one sample")
-    inspect_command.add_argument("folder")
+    inspect_command.add_argument("folder", nargs="+", help="a split's folder, or folders/globs of TFRecord files")
+    inspect_command.add_argument("--schema", default=None, help="a schema file for foreign files (default: inferred)")
     verify_command = commands.add_parser("verify", help="read every record; name each corrupt or truncated one")
-    verify_command.add_argument("folder")
+    verify_command.add_argument("folder", nargs="+", help="a split's folder, or folders/globs of TFRecord files")
+    verify_command.add_argument("--schema", default=None, help="a schema file for foreign files (default: inferred)")
+    schema_command = commands.add_parser(
+        "schema",
+        help="infer the schema of TFRecord files tfkit did not write, for a person to read and edit",
+        description="GLOB: folders, globs or files of TFRecords of any name (.tfrec, .tfrecords, none), gzip or not.",
+    )
+    schema_command.add_argument("glob", nargs="+", help="the record files")
+    schema_command.add_argument("--out", required=True, help="the schema file to write (e.g. schema.json)")
+    schema_command.add_argument("--split", default="train", help="the split name in the schema (default train)")
+    schema_command.add_argument("--label", default=None, help="the label feature (default: class, label, ...)")
+    schema_command.add_argument(
+        "--skip_count", action="store_true", help="take record counts from Kaggle-style names (-798.tfrec)"
+    )
+    schema_command.add_argument("--force", action="store_true", help="replace an existing --out file")
     return top
 
 
@@ -70,18 +92,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = parser().parse_args(list(argv if argv is not None else sys.argv[1:]))
     if args.command == "inspect":
-        print(describe(args.folder))
+        if _is_split(args.folder, args.schema):
+            print(describe(args.folder[0]))
+        else:
+            schema = foreign.schema_of(args.folder, schema_file=args.schema)
+            print(describe_schema(", ".join(args.folder), schema, ""))
         return 0
     if args.command == "verify":
-        return _verify(args.folder)
+        if _is_split(args.folder, args.schema):
+            return _verify(args.folder[0])
+        return _report(", ".join(args.folder), *foreign.verify_files(args.folder, schema_file=args.schema))
+    if args.command == "schema":
+        schema = foreign.write_inferred(
+            args.glob, args.out, split=args.split, label=args.label, count=not args.skip_count, force=args.force
+        )
+        print(f"wrote the schema of {schema.records} records in {len(schema.shards)} file(s) to {args.out}")
+        return 0
     return _write(args)
 
 
 def describe(folder: str) -> str:
     """What ``inspect`` prints: the split's schema, counts and sizes, and its first record decoded."""
-    schema = read_schema(folder)
+    return describe_schema(folder, read_schema(folder), folder)
+
+
+def describe_schema(where: str, schema: Schema, folder: str) -> str:
+    """``inspect``'s lines for a schema whose shards are under ``folder`` (or hold their own paths)."""
     lines = [
-        f"{folder}: split {schema.split}, {schema.records} records in {len(schema.shards)} shard(s), "
+        f"{where}: split {schema.split}, {schema.records} records in {len(schema.shards)} shard(s), "
         f"{format_bytes(schema.bytes)}, compression {schema.compression or 'none'}"
     ]
     for name, feature in schema.features.items():
@@ -96,12 +134,20 @@ def describe(folder: str) -> str:
 
 
 def _verify(folder: str) -> int:
-    schema, problems, counts = verify(folder)
+    return _report(folder, *verify(folder))
+
+
+def _report(where: str, schema: Schema, problems: list[Problem], counts: list[int]) -> int:
     for problem in problems:
         print(f"corrupt: {problem.describe()}")
     state = f"{len(problems)} problem(s)" if problems else "clean"
-    print(f"{folder}: {sum(counts)} good records of {schema.records} in {len(schema.shards)} shard(s); {state}")
+    print(f"{where}: {sum(counts)} good records of {schema.records} in {len(schema.shards)} shard(s); {state}")
     return 1 if problems else 0
+
+
+def _is_split(locations: Sequence[str], schema_file: str | None) -> bool:
+    """Whether the command names one split written by tfkit.records (a folder with its ``schema.json``)."""
+    return len(locations) == 1 and schema_file is None and os.path.isfile(os.path.join(locations[0], SCHEMA_FILE))
 
 
 def _write(args: argparse.Namespace) -> int:
@@ -114,6 +160,8 @@ def _write(args: argparse.Namespace) -> int:
         features=args.features.split(",") if args.features else None,
         label=args.label,
         tfds_split=args.tfds_split,
+        images=args.images,
+        id_column=args.id,
     )
     if args.eval_fraction:
         order = np.random.default_rng(args.shuffle_seed or 0).permutation(len(source))

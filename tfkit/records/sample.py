@@ -33,10 +33,10 @@ def first_example(folder: str | os.PathLike[str], schema: Schema) -> dict[str, n
 
 
 def _decode(name: str, values: list[bytes] | list[int] | list[float], feature: Feature) -> np.ndarray:
-    if feature.encoding == "int64":
-        numbers = np.asarray(values, dtype=np.int64)
+    if feature.encoding in ("int64", "float"):
+        numbers = np.asarray(values, dtype=np.int64 if feature.encoding == "int64" else np.float32)
         if numbers.size != np.prod(feature.shape, dtype=np.int64):
-            raise UserError(f"feature '{name}' holds {numbers.size} integers; expected shape {list(feature.shape)}.")
+            raise UserError(f"feature '{name}' holds {numbers.size} numbers; expected shape {list(feature.shape)}.")
         return numbers.reshape(feature.shape).astype(feature.dtype)
     if len(values) != 1 or not isinstance(values[0], bytes):
         raise UserError(f"feature '{name}' holds {len(values)} value(s); expected one bytes value as in the schema.")

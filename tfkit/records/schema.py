@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 SCHEMA_FILE = "schema.json"
 FORMAT = "tfkit.records/1"
-ENCODINGS = ("raw", "int64", "jpeg", "png", "string")
+ENCODINGS = ("raw", "int64", "float", "jpeg", "png", "string")  # float: a FloatList, as foreign records have
 IMAGE_ENCODINGS = ("jpeg", "png")
 COMPRESSIONS = ("GZIP", "ZLIB")
 
@@ -108,9 +109,13 @@ class Schema:
     compression: str | None = None
     skipped: tuple[dict[str, Any], ...] = ()
 
-    def files(self, folder: str | os.PathLike[str]) -> list[str]:
-        """Returns the shard paths, in order, under ``folder`` (a shard's own absolute path is kept)."""
-        return [os.path.join(os.fspath(folder), shard.file) for shard in self.shards]
+    def files(self, folder: str | os.PathLike[str] | Sequence[str]) -> list[str]:
+        """Returns the shard paths, in order, under ``folder`` (a shard's own absolute path is kept).
+
+        ``folder`` may be a list of globs (``data.train``): the shards of such a schema hold their own paths.
+        """
+        base = os.fspath(folder) if isinstance(folder, (str, os.PathLike)) else ""
+        return [os.path.join(base, shard.file) for shard in self.shards]
 
     @property
     def bytes(self) -> int:

@@ -39,6 +39,27 @@ def read_schema(folder: str | os.PathLike[str]) -> Schema:
     return schema
 
 
+def read_schema_file(path: str) -> Schema:
+    """Reads a schema from a file of any name (one ``python -m tfkit.records schema --out`` wrote, maybe edited).
+
+    Raises:
+        UserError: The file is missing or malformed.
+    """
+    if not files.exists(path):
+        raise UserError(f"schema file '{path}' does not exist; expected a schema .json. Check data.schema.")
+    try:
+        with files.open_file(path, "r") as handle:
+            schema = Schema.from_json(json.loads(handle.read()))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UserError(f"schema '{path}' is malformed ({error}); expected a tfkit.records schema.") from None
+    for name, feature in schema.features.items():
+        if feature.encoding not in ENCODINGS:
+            raise UserError(
+                f"schema '{path}': feature '{name}' has encoding '{feature.encoding}'; expected one of {ENCODINGS}."
+            )
+    return schema
+
+
 def write_schema(schema: Schema, folder: str | os.PathLike[str]) -> None:
     """Writes ``folder/schema.json`` under a temporary name and renames it, so a reader never sees half of it."""
     out = Path(folder)
