@@ -138,6 +138,8 @@ def split_cpu(replicas: int) -> list[str]:
 
 
 def _auto(config: DistributeConfig, *, tpu_resolver: Any) -> Selected:
+    if config.tpu_address != "local":  # an address given by hand is a TPU asked for: its failure is an error
+        return _tpu(config.tpu_address, resolver=tpu_resolver)
     address = config.tpu_address if tpu_resolver is not None else tpu_signs()
     if address is not None:
         try:
