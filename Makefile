@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS := .ci/constraints.txt
 INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS)
 
-.PHONY: train test test-fast lint typecheck benchmark clean
+.PHONY: train test test-fast test-tf219 lint typecheck benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,30 @@ $(VENV)/.test-installed: setup.cfg pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 train: $(VENV)/.cpu-installed
 	$(BIN)/python -m tfkit.train $(ARGS)
 
-## make test: set up and run every test (the slow end-to-end ones too), ruff and mypy.
+## make test: set up and run every test (the slow end-to-end ones too), ruff and mypy, then the TPU-stack subset.
 test: $(VENV)/.test-installed lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(MAKE) test-tf219
+
+# The code that runs on a TPU is the code tested: tensorflow-tpu 2.19.1 is TensorFlow's last TPU build, so a fast
+# subset (the tests of config, distribute, data, the loop and resume not marked slow, and the v5e-8 rehearsal) also
+# runs under tensorflow-cpu 2.19.1, in its own environment inside $(VENV) (removed with it). Nothing in tfkit may need
+# a newer TensorFlow than that.
+TF219 := $(VENV)/tf219
+TF219_TESTS ?= tests/test_config_loader.py tests/test_config_checks.py tests/test_distribute.py tests/test_data.py \
+	tests/test_loop.py tests/scenarios/test_resume.py
+TF219_REHEARSAL := tests/test_kaggle.py::test_the_cpu_rehearsal_in_the_configs_comments_runs_with_8_replicas
+
+$(TF219)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(TF219)
+	$(TF219)/bin/python -m pip install --quiet --disable-pip-version-check -e . 'tensorflow-cpu==2.19.1' \
+		'pytest>=8' nbformat nbclient
+	touch $@
+
+## make test-tf219: the subset under tensorflow-cpu 2.19.1 alone.
+test-tf219: $(TF219)/.installed
+	$(TF219)/bin/python -m pytest -p no:cacheprovider -m "not slow" $(TF219_TESTS)
+	$(TF219)/bin/python -m pytest -p no:cacheprovider $(TF219_REHEARSAL)
 
 ## make test-fast: the same without the tests marked slow.
 test-fast: $(VENV)/.test-installed lint typecheck

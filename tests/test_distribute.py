@@ -12,7 +12,7 @@ from tfkit import distribute
 from tfkit.config import DistributeConfig
 from tfkit.errors import UserError
 
-NO_SIGNS = ("COLAB_TPU_ADDR", "TPU_NAME", "TF_CONFIG")
+NO_SIGNS = ("COLAB_TPU_ADDR", "TPU_NAME", "TF_CONFIG", "ISTPUVM", "TPU_ACCELERATOR_TYPE", "TPU_PROCESS_ADDRESSES")
 
 
 @pytest.fixture
@@ -72,6 +72,8 @@ def test_tf_config_names_a_cluster_only_with_several_tasks(clean_env):
 def test_tpu_signs_are_read_from_the_environment_only(clean_env):
     on_a_tpu_vm = bool(glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"))
     assert distribute.tpu_signs() == ("local" if on_a_tpu_vm else None)
+    clean_env.setenv("ISTPUVM", "1")
+    assert distribute.tpu_signs() == "local"
     clean_env.setenv("TPU_NAME", "my-tpu")
     assert distribute.tpu_signs() == "my-tpu"
     clean_env.setenv("COLAB_TPU_ADDR", "10.0.0.2:8470")
@@ -118,6 +120,7 @@ def test_tpu_flag_without_a_tpu_exits_2_with_one_line(outside_repo):
     assert result.returncode == 2
     lines = stderr_lines(result)
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("tfkit: error: no TPU was found at 'local'")
+    # TensorFlow's own text here is "No OpKernel was registered to support Op 'ConfigureDistributedTPU'".
+    assert lines[0].startswith("tfkit: error: the TPU at 'local' did not start: this TensorFlow has no TPU kernels")
     assert "tensorflow-cpu" in lines[0] and "Traceback" not in result.stderr
     assert not (outside_repo / "runs").exists()  # nothing written for a run that never started

@@ -3,7 +3,8 @@ from __future__ import annotations
 import json
 import os
 
-from conftest import tfkit_process
+from conftest import REPO, stderr_lines, tfkit_process
+from test_tpu_detect import NO_NETWORK, fake_libtpu
 
 from tfkit import doctor
 
@@ -54,3 +55,24 @@ def test_with_a_config_the_doctor_recommends_the_batch_the_finder_chooses(tmp_pa
     assert [trial["batch"] for trial in batch["trials"] if not trial["fits"]] == [64]
     assert data["recommendations"][-1].startswith("per-replica batch: 32 x 2 accumulation (the largest divisor")
     assert not list(tmp_path.iterdir())  # the trials ran in a temporary folder
+
+
+def test_on_a_kaggle_v5e_8_the_doctor_shows_the_tpu_its_runtime_and_the_fix(tmp_path):
+    # Kaggle's image: ISTPUVM, tensorflow-cpu and libtpu 0.0.17 (for JAX); the accelerator type names the v5e-8.
+    site = fake_libtpu(tmp_path / "site", version="0.0.17")
+    env = {**NO_NETWORK, "ISTPUVM": "1", "TPU_ACCELERATOR_TYPE": "v5litepod-8", "PYTHONPATH": f"{site}:{REPO}"}
+    result = tfkit_process(["tfkit.doctor"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "TPU: signs at local: v5e, 8 chip(s), 8 replica(s) of 16 GiB HBM, bfloat16" in out
+    assert f"TPU runtime: PJRT, libtpu {site}/libtpu/libtpu.so; NEXT_PLUGGABLE_DEVICE_USE_C_API=true" in out
+    assert "recommend: tensorflow-cpu 2.21.0 has no TPU support" in out
+    assert "fix: pip uninstall -y tensorflow tensorflow-cpu && pip install 'tensorflow-tpu==2.19.1'" in out
+    assert "python -m tfkit.wheels build --tpu --python 3.11 --constraints freeze.txt" in out  # this Python
+    assert "recommend: precision: auto will use float32" in out  # no tensorflow-tpu: not a usable TPU
+
+
+def test_help_exits_0_and_a_bad_flag_is_one_line(tmp_path):
+    assert tfkit_process(["tfkit.doctor", "--help"], cwd=tmp_path).returncode == 0
+    result = tfkit_process(["tfkit.doctor", "--nope"], cwd=tmp_path)
+    assert result.returncode == 2 and len(stderr_lines(result)) == 1

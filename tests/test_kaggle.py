@@ -20,6 +20,9 @@ def test_the_tpu_recipe_is_8_per_replica_bfloat16_plateau_and_best_by_val_loss()
     assert config.train.per_replica_batch_size == 8 and config.train.steps_per_execution > 1
     assert config.optimizer.schedule == "plateau" and config.checkpoint.monitor == "val_loss"
     assert config.data.train.startswith("/kaggle/input/")
+    comments = (REPO / "configs" / "efficientnetv2_tpu.yaml").read_text()
+    assert "Kaggle TPU v5e-8: 8 chips, 1 replica each, 16 GiB HBM per replica -> 8 x 8 = 64 global" in comments
+    assert "TPU v3-8:         4 chips, 2 cores each, 16 GiB HBM per core      -> 8 x 8 = 64 global" in comments
 
 
 @pytest.mark.slow

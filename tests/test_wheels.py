@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import tarfile
@@ -15,7 +14,7 @@ from conftest import REPO, stderr_lines, tfkit_process
 from tfkit import wheels
 from tfkit.errors import UserError
 
-pytestmark = pytest.mark.slow  # each test resolves against the package registry
+pytestmark = [pytest.mark.slow, pytest.mark.registry]  # each test resolves against the package registry
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +88,42 @@ def test_the_bundle_installs_offline_into_a_fresh_venv_and_trains_outside_the_re
     assert str(venv) in (outside_repo / "runs" / "digits" / "config.yaml").read_text()  # the wheel's own data
 
 
-def test_a_tpu_bundle_gets_the_current_tensorflow_tpu_and_a_libtpu_that_needs_a_newer_glibc(tmp_path):
-    manifest = wheels.build(tmp_path / "wheels", tensorflow="tensorflow-tpu")
-    names = list(manifest["files"])
-    (tpu,) = [name for name in names if name.startswith("tensorflow_tpu-")]
-    (libtpu,) = [name for name in names if name.startswith("libtpu-")]
-    # With tags only up to manylinux_2_28, pip quietly took tensorflow-tpu 2.19.1 and libtpu 0.0.10.
-    assert tuple(int(part) for part in tpu.split("-")[1].split(".")[:2]) >= (2, 20), tpu
-    glibc = re.search(r"manylinux_2_(\d+)", libtpu)
-    assert glibc and int(glibc.group(1)) >= 31, libtpu
-    assert manifest["install"] == "tfkit[tpu]"
-    assert wheels.verify(tmp_path / "wheels", install=False) == []
+KAGGLE_TPU_FREEZE = """\
+# The kind of pins Kaggle's TPU image has (docker-python tpu/, 2026): CPU TensorFlow, libtpu forced for JAX.
+tensorflow-cpu==2.20.0
+libtpu==0.0.17
+keras==3.8.0
+numpy==2.2.6
+protobuf==5.29.5
+tensorboard==2.20.0
+absl-py==2.3.1
+jax==0.6.2
+"""
+
+
+def test_the_tpu_bundle_resolves_tensorflow_tpu_2_19_1_with_its_libtpu_and_says_what_moves(tmp_path):
+    freeze = tmp_path / "kaggle-freeze.txt"
+    freeze.write_text(KAGGLE_TPU_FREEZE)
+    args = ["--tpu", "--resolve_only", "--constraints", str(freeze), "--dest", "wheels"]
+    result = tfkit_process(["tfkit.wheels", "build", *args], cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "wheels" / "manifest.json").read_text())
+    packages = manifest["packages"]
+    assert (manifest["python"], manifest["install"]) == ("3.12", "tfkit[tpu]")
+    assert (packages["tensorflow_tpu"], packages["libtpu"]) == ("2.19.1", "0.0.10")
+    # The image's keras, protobuf and absl-py are kept; what the TPU stack forbids moves, with the requirement.
+    assert (packages["keras"], packages["protobuf"], packages["absl-py"]) == ("3.8.0", "5.29.5", "2.3.1")
+    moves = manifest["moves"]
+    assert set(moves) == {"tensorflow-cpu", "libtpu", "numpy", "tensorboard"}
+    assert moves["libtpu"] == "0.0.17 -> 0.0.10: tensorflow_tpu 2.19.1 requires libtpu==0.0.10"
+    assert moves["numpy"].startswith("2.2.6 -> 2.1.") and "requires numpy<2.2.0,>=1.26.0" in moves["numpy"]
+    assert moves["tensorflow-cpu"].startswith("2.20.0 -> removed: the bundle's tensorflow-tpu 2.19.1 replaces it")
+    assert "moves: libtpu 0.0.17 -> 0.0.10: tensorflow_tpu 2.19.1 requires libtpu==0.0.10" in result.stdout
+    verify = tfkit_process(["tfkit.wheels", "verify", "wheels", "--freeze", str(freeze)], cwd=tmp_path)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    # A version that differs from the freeze without a recorded move is caught.
+    manifest["moves"].pop("numpy")
+    (tmp_path / "wheels" / "manifest.json").write_text(json.dumps(manifest))
+    assert wheels.verify(tmp_path / "wheels", freeze=freeze) == [
+        f"numpy: the bundle has {packages['numpy']}, the freeze 2.2.6, and the manifest gives no reason"
+    ]

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkit import memory
+from tfkit import memory, tpu_detect
 from tfkit.records import Feature
 from tfkit.units import format_bytes
 
@@ -240,6 +240,11 @@ def _limit(device_kind: str, fraction: float) -> tuple[int | None, str]:
     if device_kind == "CPU":
         budget = memory.host_budget_bytes()
         return int(budget * fraction), f"{fraction:.0%} of the host's {format_bytes(budget)}"
+    if device_kind == "TPU":
+        # TensorFlow does not report a TPU's size; the generation does (16 GiB per replica on v3 and v5e).
+        hbm = tpu_detect.detect().hbm_per_replica_bytes
+        if hbm is not None:
+            return int(hbm * fraction), f"{fraction:.0%} of a TPU replica's {format_bytes(hbm)} HBM"
     total = memory.device_total_bytes(device_kind)
     if total is None:
         return None, f"the {device_kind}'s memory"

@@ -1,28 +1,29 @@
 """Choosing the tf.distribute strategy: TPU, MultiWorkerMirrored, Mirrored (GPUs or logical CPUs), or one device.
 
 This is the one place a strategy is chosen. ``auto`` never sends traffic off the machine to look for a TPU: it tries
-one only when there are local signs of it (``/dev/accel*``, ``TPU_NAME``, ``COLAB_TPU_ADDR``), because
-``TPUClusterResolver`` with any name but ``local`` asks the GCE metadata server over the network.
+one only when ``tfkit.tpu_detect`` sees local signs of it (PCI ids, ``/dev/accel*``, ``/dev/vfio``, ``ISTPUVM``,
+``TPU_NAME``, ...), because ``TPUClusterResolver`` with any name but ``local`` asks the GCE metadata server over the
+network. A TPU that does not start is explained by ``tfkit.tpu_diagnose``: one line with the cause and the fix.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import json
 import os
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 import tensorflow as tf
 
+from tfkit import tpu_detect, tpu_diagnose, tpu_runtime
 from tfkit.config import DistributeConfig
 from tfkit.errors import UserError
 
-_NO_TPU_ADVICE = (
-    "check that this TensorFlow build has TPU support (tensorflow-cpu, as on Kaggle's current TPU image, has none: "
-    "install tensorflow-tpu) and that no other process holds the TPU (python -m tfkit.doctor lists them)"
-)
+# A gRPC address that does not answer makes TensorFlow retry for minutes; a plain TCP connect says so in seconds.
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,15 +97,10 @@ def select(config: DistributeConfig, *, tpu_resolver: Any = None) -> Selected:
 def tpu_signs() -> str | None:
     """Returns the TPU address that local signs point to, or None when there are none.
 
-    Nothing here touches the network: only environment variables and device files are read.
+    Nothing here touches the network: only environment variables, device files and sysfs are read
+    (``tfkit.tpu_detect``).
     """
-    if os.environ.get("COLAB_TPU_ADDR"):
-        return "grpc://" + os.environ["COLAB_TPU_ADDR"]
-    if os.environ.get("TPU_NAME"):
-        return os.environ["TPU_NAME"]
-    if glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"):
-        return "local"
-    return None
+    return tpu_detect.detect().address
 
 
 def tf_config_cluster() -> bool:
@@ -142,6 +138,8 @@ def split_cpu(replicas: int) -> list[str]:
 
 
 def _auto(config: DistributeConfig, *, tpu_resolver: Any) -> Selected:
+    if config.tpu_address != "local":  # an address given by hand is a TPU asked for: its failure is an error
+        return _tpu(config.tpu_address, resolver=tpu_resolver)
     address = config.tpu_address if tpu_resolver is not None else tpu_signs()
     if address is not None:
         try:
@@ -167,6 +165,7 @@ def _one_device(kind: str, capability: tuple[int, int] | None) -> Selected:
 
 
 def _tpu(address: str, *, resolver: Any) -> Selected:
+    _check_reachable(address)
     try:
         if resolver is None:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
@@ -175,10 +174,24 @@ def _tpu(address: str, *, resolver: Any) -> Selected:
         tf.tpu.experimental.initialize_tpu_system(resolver)
         strategy = tf.distribute.TPUStrategy(resolver)
     except (ValueError, RuntimeError, OSError, tf.errors.OpError) as error:  # OSError: metadata server unreachable
-        text = str(error).strip()
-        reason = text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(error).__name__
-        raise UserError(f"no TPU was found at '{address}' ({reason}); {_NO_TPU_ADVICE}.") from None
+        problems = tpu_runtime.stack_problems(
+            tpu_runtime.installed_versions(), libtpu_pin=tpu_runtime.tensorflow_tpu_libtpu_pin()
+        )
+        text = str(error).strip() or type(error).__name__
+        raise UserError(tpu_diagnose.explain(text, address=address, problems=problems) + ".") from None
     return Selected(strategy, "tpu", "TPU")
+
+
+def _check_reachable(address: str) -> None:
+    """Fails fast, with the diagnosis, when a ``grpc://host:port`` TPU address does not accept a connection."""
+    if not address.startswith("grpc://"):
+        return  # local, or a TPU name that the resolver looks up
+    parts = urlsplit(address)
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 8470), timeout=CONNECT_TIMEOUT_SECONDS):
+            pass
+    except OSError as error:
+        raise UserError(tpu_diagnose.explain(str(error) or "timed out", address=address) + ".") from None
 
 
 def _multi_worker() -> Selected:

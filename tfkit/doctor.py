@@ -1,7 +1,9 @@
 """``python -m tfkit.doctor``: what this machine can train on, and what is in the way. ``--json`` for machines.
 
-It reports the TensorFlow and Keras versions and build (CUDA, TPU support); the devices (TPU signs, each GPU's
-memory and compute capability, float16/bfloat16 support); host memory with any cgroup limit (Colab's and Kaggle's
+It reports the TensorFlow and Keras versions and build (CUDA, TPU support); the devices (the TPU's generation,
+chips, replicas and HBM from local signs, the PJRT variables ``import tfkit`` set, what is wrong with the
+TensorFlow/libtpu pair and the command that fixes it, the offline bundle command for this machine's Python; each
+GPU's memory and compute capability, float16/bfloat16 support); host memory with any cgroup limit (Colab's and Kaggle's
 containers have one); free disk in the workdir; and the processes that hold ``/dev/nvidia*`` or ``/dev/accel*``,
 read from ``/proc``. It never kills anything: it prints the command that would. It ends with recommendations.
 
@@ -11,7 +13,6 @@ Nothing here touches the network.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import io
 import json
 import os
@@ -24,11 +25,9 @@ from typing import Any
 import keras
 import psutil
 import tensorflow as tf
-from absl import flags
 
-from tfkit import distribute, memory, precision, units
-from tfkit.cli import run as run_cli
-from tfkit.errors import UserError
+import tfkit
+from tfkit import cli, memory, precision, tpu_detect, tpu_runtime, units
 
 _ACCELERATOR_FILES = ("/dev/nvidia", "/dev/accel", "/dev/vfio")
 
@@ -71,13 +70,8 @@ def report(workdir: str = ".", *, config: str | None = None, overrides: Sequence
         overrides: ``a.b=value`` strings for that config.
     """
     build = tf.sysconfig.get_build_info()
-    packages = {}
-    for name in ("tensorflow", "tensorflow-cpu", "tensorflow-tpu", "libtpu", "libtpu-nightly", "keras"):
-        try:
-            packages[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    tpu_support = any(name in packages for name in ("tensorflow-tpu", "libtpu", "libtpu-nightly"))
+    packages = tpu_runtime.installed_versions()
+    tpu_support = "tensorflow-tpu" in packages
     gpus = []
     for index, gpu in enumerate(tf.config.list_physical_devices("GPU")):
         details = tf.config.experimental.get_device_details(gpu)
@@ -98,16 +92,18 @@ def report(workdir: str = ".", *, config: str | None = None, overrides: Sequence
         )
     host = psutil.virtual_memory()
     limit = memory.cgroup_limit_bytes()
-    tpu_address = distribute.tpu_signs()
+    tpu = _tpu_report()
+    tpu_address = tpu["address"]
     device_kind = "TPU" if tpu_address and tpu_support else ("GPU" if gpus else "CPU")
     capability = tuple(gpus[0]["compute_capability"]) if gpus and gpus[0]["compute_capability"] else None
     chosen = precision.choose("auto", device_kind=device_kind, gpu_compute_capability=capability)
     recommendations = [f"precision: auto will use {chosen}"]
     if tpu_address and not tpu_support:
         recommendations.append(
-            f"a TPU looks present ({tpu_address}) but this TensorFlow cannot drive it (no tensorflow-tpu/libtpu; "
-            "Kaggle's TPU image ships tensorflow-cpu): install tensorflow-tpu, see BUILD.md"
+            f"a TPU looks present ({tpu_address}) but this TensorFlow cannot drive it; the fix follows (BUILD.md, "
+            "TensorFlow on a TPU VM)"
         )
+    recommendations += tpu["problems"]
     holders = accelerator_holders()
     if holders:
         recommendations.append(f"{len(holders)} process(es) hold an accelerator; stop them before training if stale")
@@ -135,7 +131,7 @@ def report(workdir: str = ".", *, config: str | None = None, overrides: Sequence
         "devices": {
             "cpu_cores": os.cpu_count(),
             "gpus": gpus,
-            "tpu": {"signs": tpu_address, "usable": bool(tpu_address and tpu_support)},
+            "tpu": {**tpu, "signs": tpu_address, "usable": bool(tpu_address and tpu_support and not tpu["problems"])},
         },
         "host_memory": {
             "total_bytes": host.total,
@@ -147,6 +143,49 @@ def report(workdir: str = ".", *, config: str | None = None, overrides: Sequence
         "batch": batch,
         "recommendations": recommendations,
     }
+
+
+def _tpu_report() -> dict[str, Any]:
+    """The TPU's facts, what ``import tfkit`` set for its runtime, the stack's problems and the bundle command."""
+    setup = tfkit.tpu_setup
+    facts = setup.facts if setup.facts.present else tpu_detect.detect()  # a TPU_NAME set after import counts too
+    problems = list(setup.problems)
+    if facts.present and not problems:
+        pin = tpu_runtime.tensorflow_tpu_libtpu_pin()
+        problems = tpu_runtime.stack_problems(tpu_runtime.installed_versions(), libtpu_pin=pin)
+    details = facts.to_dict()
+    evidence = details.pop("signs")  # "signs" stays the address, as doctor --json has always said
+    return {
+        **details,
+        "evidence": evidence,
+        "runtime": setup.to_dict(),
+        "problems": problems,
+        "bundle_command": tpu_runtime.bundle_command() if facts.present else None,
+    }
+
+
+def _tpu_lines(tpu: dict[str, Any]) -> list[str]:
+    if not tpu["present"]:
+        return ["TPU: no signs"]
+    gib = 2**30
+    shape = (
+        f"{tpu['generation']}, {tpu['chips']} chip(s), {tpu['replicas']} replica(s) of "
+        f"{tpu['hbm_per_replica_bytes'] / gib:.0f} GiB HBM, bfloat16"
+        if tpu["replicas"]
+        else f"generation {tpu['generation'] or 'unknown'}, chips {tpu['chips'] or 'unknown'}"
+    )
+    lines = [f"TPU: signs at {tpu['address']}: {shape}{', usable' if tpu['usable'] else ''}"]
+    lines.append(f"TPU evidence: {'; '.join(tpu['evidence'])}")
+    runtime = tpu["runtime"]
+    if tpu["needs_pjrt"]:
+        chosen = {**runtime["set_variables"], **runtime["kept_variables"]}
+        lines.append(
+            f"TPU runtime: PJRT, libtpu {runtime['library'] or 'not found'}; "
+            + (", ".join(f"{name}={value}" for name, value in chosen.items()) or "no variables set")
+            + (f" (yours: {', '.join(runtime['kept_variables'])})" if runtime["kept_variables"] else "")
+        )
+    lines.append(f"TPU offline bundle for this Python: {tpu['bundle_command']}")
+    return lines
 
 
 def _text(data: dict[str, Any]) -> str:
@@ -165,10 +204,7 @@ def _text(data: dict[str, Any]) -> str:
         )
     if not data["devices"]["gpus"]:
         lines.append("GPUs: none")
-    tpu = data["devices"]["tpu"]
-    lines.append(
-        f"TPU: {'signs at ' + tpu['signs'] if tpu['signs'] else 'no signs'}{', usable' if tpu['usable'] else ''}"
-    )
+    lines += _tpu_lines(data["devices"]["tpu"])
     host = data["host_memory"]
     limit = host["cgroup_limit_bytes"]
     lines.append(
@@ -187,23 +223,18 @@ def _text(data: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit code."""
-    values = flags.FlagValues()
-    flags.DEFINE_boolean("json", False, "Print JSON for machines.", flag_values=values)
-    flags.DEFINE_string("workdir", ".", "Where free disk is measured.", flag_values=values)
-    flags.DEFINE_string(
-        "config", None, "A run config: recommend the per-replica batch the finder chooses.", flag_values=values
+    parser = cli.Parser("python -m tfkit.doctor", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument("--workdir", default=".", help="where free disk is measured")
+    parser.add_argument(
+        "--config", default=None, help="a run config: recommend the per-replica batch the finder chooses"
     )
-    flags.DEFINE_multi_string("set", [], "Override a key of that config: --set a.b=value.", flag_values=values)
-    try:
-        values(list(argv if argv is not None else sys.argv))
-    except flags.Error as error:
-        raise UserError(
-            f"{error}. Usage: python -m tfkit.doctor [--json] [--workdir DIR] [--config CONFIG [--set a.b=value]]"
-        ) from None
-    data = report(values.workdir, config=values.config, overrides=values.set)
-    print(json.dumps(data, indent=2) if values.json else _text(data))
+    parser.add_argument("--set", action="append", default=[], help="override a key of that config: --set a.b=value")
+    args = parser.parse_args(list(argv if argv is not None else sys.argv[1:]))
+    data = report(args.workdir, config=args.config, overrides=args.set)
+    print(json.dumps(data, indent=2) if args.json else _text(data))
     return 0
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    cli.run(main)

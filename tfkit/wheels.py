@@ -10,17 +10,24 @@ them. ``manifest.json`` lists every file with its sha256.
 ``verify`` checks the hashes, then installs the bundle with ``pip install --no-index --find-links DIR`` into a
 fresh virtual environment, with pip's configuration and environment ignored, and imports tfkit there.
 
+With ``--constraints`` (the image's freeze), a pin that the bundled stack forbids is dropped and listed in the
+manifest's ``moves`` with the requirement that moves it (``tfkit.wheels_pins``); ``verify --freeze`` checks that
+every other version matches the freeze. ``--tpu`` bundles the known-good TPU stack: ``tensorflow-tpu`` 2.19.1 with the
+``libtpu`` 0.0.10 it pins, for Python 3.12 (Kaggle's TPU image). ``--resolve_only`` resolves from the registry's
+metadata without downloading the wheels (tensorflow-tpu and libtpu are about 370 MiB).
+
 .. code-block:: shell
 
-    python -m tfkit.wheels build --dest wheels --tensorflow tensorflow-tpu --python 3.11 --constraints freeze.txt
-    python -m tfkit.wheels verify wheels
-    # in the notebook, with the folder attached as a dataset:
+    pip freeze > freeze.txt                                          # on the TPU VM
+    python -m tfkit.wheels build --tpu --constraints freeze.txt --dest wheels
+    python -m tfkit.wheels verify wheels --freeze freeze.txt
+    # on the TPU VM, with the folder attached as a dataset:
+    pip uninstall -y tensorflow tensorflow-cpu
     pip install --no-index --find-links /kaggle/input/tfkit-wheels 'tfkit[tpu]'
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -33,15 +40,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tfkit import __version__, distribute
-from tfkit.cli import run as run_cli
+from tfkit import __version__, cli, tpu_detect, tpu_runtime, wheels_pins
 from tfkit.errors import UserError
 
 MANIFEST = "manifest.json"
 TENSORFLOW_CHOICES = ("tensorflow", "tensorflow-cpu", "tensorflow-tpu", "none")
 # pip matches one platform tag per flag; several let it take the newest wheel any of them allows. A list that stops
-# at an old glibc quietly picks old releases: libtpu's current wheels need manylinux_2_31, and with 2_28 at the top
-# pip settles for tensorflow-tpu 2.19 with libtpu 0.0.10. Ubuntu 22.04 (Kaggle, TPU VMs) has glibc 2.35.
+# at an old glibc quietly picks old releases of unpinned packages. Ubuntu 22.04 (Kaggle, TPU VMs) has glibc 2.35.
 DEFAULT_PLATFORMS = (
     *(f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)),
     "manylinux2014_x86_64",
@@ -77,6 +82,7 @@ def build(
     extra_requirements: Sequence[str] = (),
     find_links: Sequence[str] = (),
     project: str | os.PathLike[str] | None = None,
+    resolve_only: bool = False,
 ) -> dict[str, Any]:
     """Builds the bundle and returns its manifest.
 
@@ -90,6 +96,7 @@ def build(
         extra_requirements: More requirements to bundle (your own dependencies).
         find_links: More folders or URLs of wheels for pip to look in.
         project: tfkit's source folder; by default the checkout this module runs from.
+        resolve_only: Resolve from the registry's metadata and write the manifest, without downloading wheels.
 
     Raises:
         UserError: A dependency has no wheel for the target, or pip cannot resolve.
@@ -109,17 +116,30 @@ def build(
     if tensorflow == "tensorflow":  # the cpu extra would bring tensorflow-cpu on Linux
         requirements.append("tensorflow")
     python_tag = python.replace(".", "")
-    command = ["download", "--dest", str(out), "--only-binary=:all:", "--python-version", python]
-    command += ["--implementation", "cp", "--abi", f"cp{python_tag}", "--abi", "abi3", "--abi", "none"]
+    target = ["--only-binary=:all:", "--python-version", python, "--implementation", "cp"]
+    target += ["--abi", f"cp{python_tag}", "--abi", "abi3", "--abi", "none"]
     for platform in platforms:
-        command += ["--platform", platform]
-    command += ["--find-links", str(out)]
-    for link in find_links:
-        command += ["--find-links", link]
-    if constraints:
-        command += ["--constraint", constraints]
-    _pip([*command, *requirements], what="download the dependencies")
-    files = sorted(path for path in out.iterdir() if path.suffix == ".whl")
+        target += ["--platform", platform]
+    for link in [str(out), *find_links]:
+        target += ["--find-links", link]
+    freeze = wheels_pins.read_freeze(constraints) if constraints else {}
+    moves: dict[str, str] = {}
+    if freeze:  # the stack alone first, to see which of the image's pins it cannot keep
+        alone = wheels_pins.resolve(target, requirements, constraints={})
+        moves = wheels_pins.moves(freeze, alone, python=python, replaces_tensorflow=tensorflow != "none")
+    kept = wheels_pins.kept_constraints(freeze, moves)
+    if resolve_only:
+        resolved = wheels_pins.resolve(target, requirements, constraints=kept)
+        packages = {item["metadata"]["name"]: item["metadata"]["version"] for item in resolved}
+        files = [own]
+    else:
+        with tempfile.TemporaryDirectory(prefix="tfkit-wheels-") as scratch:
+            pins = Path(scratch) / "constraints.txt"
+            pins.write_text("".join(f"{name}=={version}\n" for name, version in sorted(kept.items())))
+            command = ["download", "--dest", str(out), *target, "--constraint", str(pins)]
+            _pip([*command, *requirements], what="download the dependencies")
+        files = sorted(path for path in out.iterdir() if path.suffix == ".whl")
+        packages = dict(path.name.split("-")[:2] for path in files)
     sources = sorted(path.name for path in out.iterdir() if path.name.endswith((".tar.gz", ".zip")))
     if sources:
         raise UserError(
@@ -133,6 +153,9 @@ def build(
         "tensorflow": tensorflow,
         "install": requirement if tensorflow != "tensorflow" else f"{requirement} tensorflow",
         "constraints": Path(constraints).name if constraints else None,
+        "resolve_only": resolve_only,
+        "packages": packages,
+        "moves": moves,
         "files": {path.name: {"sha256": _sha256(path), "bytes": path.stat().st_size} for path in files},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -140,7 +163,11 @@ def build(
 
 
 def verify(
-    folder: str | os.PathLike[str], *, install: bool = True, venv_dir: str | os.PathLike[str] | None = None
+    folder: str | os.PathLike[str],
+    *,
+    install: bool = True,
+    venv_dir: str | os.PathLike[str] | None = None,
+    freeze: str | os.PathLike[str] | None = None,
 ) -> list[str]:
     """Checks a bundle's hashes, then that it installs offline into a fresh virtual environment.
 
@@ -149,6 +176,7 @@ def verify(
         install: Also install it offline and import tfkit (with the bundle's TensorFlow; a bundle without one only
             installs, since its TensorFlow is the target image's).
         venv_dir: Where to create the virtual environment, kept afterwards; by default a temporary one.
+        freeze: The target image's ``pip freeze``: every bundled version must match it or be a recorded move.
 
     Returns:
         The problems found; empty when the bundle is good.
@@ -167,6 +195,14 @@ def verify(
             problems.append(f"{name}: sha256 differs from the manifest (changed or damaged)")
     unlisted = sorted(p.name for p in folder.glob("*.whl") if p.name not in manifest["files"])
     problems += [f"{name}: not in the manifest" for name in unlisted]
+    if freeze is not None:
+        if not os.path.isfile(freeze):
+            raise UserError(f"freeze file '{freeze}' does not exist; expected the target image's pip freeze.")
+        pins = wheels_pins.read_freeze(freeze)
+        problems += wheels_pins.check_against_freeze(manifest.get("packages", {}), pins, manifest.get("moves", {}))
+    if manifest.get("resolve_only"):
+        print("install check skipped: a --resolve_only bundle holds only tfkit's wheel")
+        return problems
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     if problems or not install:
         return problems
@@ -184,7 +220,7 @@ def verify(
             return problems
         if manifest["tensorflow"] == "none":
             return problems
-        if manifest["tensorflow"] == "tensorflow-tpu" and not distribute.tpu_signs():
+        if manifest["tensorflow"] == "tensorflow-tpu" and not tpu_detect.detect().present:
             # Off a TPU, importing tensorflow-tpu makes libtpu ask the GCE metadata server for the TPU's topology,
             # over the network, for minutes. The install is checked; the import is the TPU VM's to check.
             print("import check skipped: tensorflow-tpu only imports cleanly on a TPU VM (run verify there)")
@@ -249,48 +285,57 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line, exit 2, as every tfkit error
-        raise UserError(f"{message}. See python -m tfkit.wheels --help.")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m tfkit.wheels build|verify``; returns the exit code (verify: 1 when the bundle is bad)."""
-    parser = _Parser(prog="python -m tfkit.wheels", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = cli.Parser("python -m tfkit.wheels", description=__doc__)
+    commands = parser.commands()
     build_cmd = commands.add_parser("build", help="download tfkit and its dependencies as wheels")
     build_cmd.add_argument("--dest", required=True, help="the bundle folder")
-    build_cmd.add_argument("--python", default=f"{sys.version_info.major}.{sys.version_info.minor}")
+    build_cmd.add_argument(
+        "--tpu",
+        action="store_true",
+        help=f"the known-good TPU stack: tensorflow-tpu {tpu_runtime.TENSORFLOW_TPU_VERSION}, libtpu "
+        f"{tpu_runtime.LIBTPU_VERSION}, Python {tpu_runtime.TPU_PYTHON} unless --python says otherwise",
+    )
+    build_cmd.add_argument("--python", default=None, help="target Python, e.g. 3.12 (default: this one's)")
     build_cmd.add_argument(
         "--platform", action="append", default=None, help=f"platform tag, repeatable (default: {DEFAULT_PLATFORMS[0]}…)"
     )
     build_cmd.add_argument("--constraints", default=None, help="pip constraints, e.g. the target image's pip freeze")
-    build_cmd.add_argument("--tensorflow", default="tensorflow-cpu", choices=TENSORFLOW_CHOICES)
+    build_cmd.add_argument("--tensorflow", default=None, choices=TENSORFLOW_CHOICES, help="default: tensorflow-cpu")
     build_cmd.add_argument("--with", dest="extra", action="append", default=[], help="another requirement to bundle")
     build_cmd.add_argument("--find_links", action="append", default=[], help="another folder of wheels for pip")
     build_cmd.add_argument("--project", default=None, help="tfkit's source folder (default: this checkout)")
+    build_cmd.add_argument("--resolve_only", action="store_true", help="resolve and write the manifest, no download")
     verify_cmd = commands.add_parser("verify", help="check hashes and an offline install into a fresh venv")
     verify_cmd.add_argument("folder")
     verify_cmd.add_argument("--hashes_only", action="store_true", help="skip the install check")
+    verify_cmd.add_argument("--freeze", default=None, help="the target's pip freeze: versions must match or be moves")
     args = parser.parse_args(list(argv if argv is not None else sys.argv[1:]))
     if args.command == "build":
+        if args.tpu and args.tensorflow not in (None, "tensorflow-tpu"):
+            raise UserError(f"--tpu and --tensorflow {args.tensorflow} contradict; expected one of them.")
+        here = f"{sys.version_info.major}.{sys.version_info.minor}"
         manifest = build(
             args.dest,
-            python=args.python,
+            python=args.python or (tpu_runtime.TPU_PYTHON if args.tpu else here),
             platforms=args.platform or DEFAULT_PLATFORMS,
             constraints=args.constraints,
-            tensorflow=args.tensorflow,
+            tensorflow="tensorflow-tpu" if args.tpu else (args.tensorflow or "tensorflow-cpu"),
             extra_requirements=args.extra,
             find_links=args.find_links,
             project=args.project,
+            resolve_only=args.resolve_only,
         )
+        for name, reason in manifest["moves"].items():
+            print(f"moves: {name} {reason}")
         size = sum(entry["bytes"] for entry in manifest["files"].values())
         print(
             f"{args.dest}: {len(manifest['files'])} wheels, {size / 2**20:,.0f} MiB, for Python {manifest['python']}"
             f"; install with: pip install --no-index --find-links {args.dest} '{manifest['install']}'"
         )
         return 0
-    problems = verify(args.folder, install=not args.hashes_only)
+    problems = verify(args.folder, install=not args.hashes_only, freeze=args.freeze)
     for problem in problems:
         print(f"bad: {problem}")
     print(f"{args.folder}: " + (f"{len(problems)} problem(s)" if problems else "hashes match; installs offline"))
@@ -298,4 +343,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    cli.run(main)
