@@ -88,7 +88,23 @@ def test_no_module_is_over_400_lines():
     assert sizes and {name: size for name, size in sizes.items() if size > MAX_LINES} == {}
 
 
-@pytest.mark.parametrize("module", ["tfkit", "tfkit.cli", "tfkit.units", "tfkit.user_code", "tfkit.errors"])
+LIGHT = [
+    "tfkit",
+    "tfkit.cli",
+    "tfkit.units",
+    "tfkit.user_code",
+    "tfkit.errors",
+    "tfkit.config",
+    "tfkit.metric_registry",
+    "tfkit.records",
+    "tfkit.tb",
+    "tfkit.wheels",
+    "tfkit.tpu_detect",
+    "tfkit.tpu_runtime",
+]
+
+
+@pytest.mark.parametrize("module", LIGHT)
 def test_light_modules_load_no_tensorflow(module):
     script = f"import sys, {module}; sys.exit(3 if 'tensorflow' in sys.modules else 0)"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
