@@ -9,10 +9,13 @@ data and the seed. A plain iterator of dicts is written as it comes (``write_spl
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import dataclasses
 import math
 import multiprocessing
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +24,10 @@ import numpy as np
 from tfkit.errors import UserError
 from tfkit.records.example import encode
 from tfkit.records.framing import ShardWriter, normal_compression
-from tfkit.records.schema import SCHEMA_FILE, Feature, Schema, Shard, shard_name
+from tfkit.records.schema import SCHEMA_FILE, Feature, NonFinite, Schema, Shard, shard_name
 from tfkit.records.schema_file import write_schema
 from tfkit.records.sources.source import Source
+from tfkit.records.verification import count_nonfinite
 
 DEFAULT_SHARD_BYTES = 128 * 2**20
 MIN_SHARDS = 10  # shards per split when the data allows: enough for 10 reading hosts, or one host's interleave
@@ -76,6 +80,7 @@ def write_split(
     for _ in range(num_shards or 1):
         open_shard()
     written = 0
+    tallies: list[_Tally] = [_Tally() for _ in writers]
     try:
         for index, example in enumerate(examples):
             record = encode(example, features)
@@ -83,9 +88,12 @@ def write_split(
             if not num_shards and written >= shard_bytes:
                 writers[-1].close()
                 open_shard()
+                tallies.append(_Tally())
                 target, written = len(writers) - 1, 0
+            tallies[target].add(counts[target], count_nonfinite(example, features))
             writers[target].write(record)
             counts[target] += 1
+            tallies[target].records += 1
             written += len(record)
     except BaseException:
         for writer, path in zip(writers, paths, strict=True):
@@ -94,7 +102,7 @@ def write_split(
         raise
     for writer in writers:
         writer.close()
-    return _finish(out, split=split, features=features, temporary=paths, counts=counts, compression=compression)
+    return _finish(out, split=split, features=features, temporary=paths, tallies=tallies, compression=compression)
 
 
 def write(
@@ -151,9 +159,9 @@ def write(
             # spawn, never fork: a forked TensorFlow runtime can deadlock. Each child opens the source itself.
             context = multiprocessing.get_context("spawn")
             with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                counts = list(pool.map(_write_shard, jobs))
+                tallies = list(pool.map(_write_shard, jobs))
         else:
-            counts = [_write_shard(job) for job in jobs]
+            tallies = [_write_shard(job) for job in jobs]
     except BaseException:
         for job in jobs:
             Path(job[2]).unlink(missing_ok=True)
@@ -163,21 +171,84 @@ def write(
         split=split,
         features=source.features,
         temporary=[Path(job[2]) for job in jobs],
-        counts=counts,
+        tallies=tallies,
         compression=compression,
     )
 
 
-def _write_shard(job: tuple[Source, np.ndarray, str, str | None]) -> int:
+def _write_shard(job: tuple[Source, np.ndarray, str, str | None]) -> _Tally:
     source, order, path, compression = job
     features = source.features
     # Read in index order (sequential for files such as HDF5), write in the shard's own (maybe shuffled) order.
     ascending = np.sort(order)
     examples = dict(zip(ascending.tolist(), source.read(ascending), strict=True))
+    tally = _Tally()
     with ShardWriter(path, compression) as writer:
-        for index in order.tolist():
-            writer.write(encode(examples.pop(index), features))
-    return len(order)
+        for position, index in enumerate(order.tolist()):
+            example = examples.pop(index)
+            tally.add(position, count_nonfinite(example, features))
+            writer.write(encode(example, features))
+    tally.records = len(order)
+    return tally
+
+
+@contextlib.contextmanager
+def staged_folder(out_dir: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
+    """A temporary sibling of ``out_dir`` to write into, renamed over ``out_dir`` only when the write is complete.
+
+    The new data must leave a ``schema.json`` (written last) in the staged folder or in each of its subfolders; if
+    the body raises, or leaves nothing complete, the staged folder is removed and ``out_dir`` is untouched. An
+    existing ``out_dir`` is moved aside only for the moment of the swap, and removed after it.
+
+    Args:
+        out_dir: The output folder: new, empty, or (with ``force``) an existing one to replace.
+        force: Replace an ``out_dir`` that already holds files.
+
+    Yields:
+        The staged folder (created; on the same file system as ``out_dir``, so the rename is atomic).
+
+    Raises:
+        UserError: ``out_dir`` is a file, or holds files without ``force``, or its parent cannot be created.
+    """
+    out = Path(os.path.abspath(os.fspath(out_dir)))
+    if out.exists() and not out.is_dir():
+        raise UserError(
+            f"output '{out_dir}' is a file; expected a folder to write the split into. Choose another --out."
+        )
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(
+            f"output folder '{out_dir}' already holds files; expected a new or empty folder. Add --force to replace "
+            "it (the old data stays until the new write is complete), or choose another --out."
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(
+            f"cannot create the parent of output folder '{out_dir}' ({error.strerror}); expected a writable folder."
+        ) from None
+    staging = out.parent / f".{out.name}.writing-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir()
+        yield staging
+        complete = [path.parent for path in staging.glob(f"**/{SCHEMA_FILE}")]
+        if not complete:
+            raise UserError(f"the write into '{out_dir}' produced no complete split; the old data is left as it was.")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    aside = out.parent / f".{out.name}.old-{os.getpid()}"
+    os.replace(out, aside)
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        os.replace(aside, out)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(aside)
 
 
 def _prepare(out_dir: str | os.PathLike[str], split: str) -> Path:
@@ -195,9 +266,10 @@ def _finish(
     split: str,
     features: Mapping[str, Feature],
     temporary: list[Path],
-    counts: list[int],
+    tallies: list[_Tally],
     compression: str | None,
 ) -> Schema:
+    counts = [tally.records for tally in tallies]
     if sum(counts) == 0:
         for path in temporary:
             path.unlink(missing_ok=True)
@@ -211,7 +283,42 @@ def _finish(
         os.replace(path, out / name)
         shards.append(Shard(file=name, records=count, bytes=(out / name).stat().st_size))
     schema = Schema(
-        split=split, features=dict(features), shards=tuple(shards), records=sum(counts), compression=compression
+        split=split,
+        features=_with_nonfinite(features, tallies),
+        shards=tuple(shards),
+        records=sum(counts),
+        compression=compression,
     )
     write_schema(schema, out)
     return schema
+
+
+class _Tally:
+    """What one shard holds: its records, and per float feature the NaN/inf values and the first record with one."""
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.nonfinite: dict[str, int] = {}
+        self.first: dict[str, int] = {}
+
+    def add(self, position: int, counts: Mapping[str, int]) -> None:
+        """Counts the non-finite values of the example at ``position`` in the shard."""
+        for name, count in counts.items():
+            self.nonfinite[name] = self.nonfinite.get(name, 0) + count
+            self.first[name] = min(self.first.get(name, position), position)
+
+
+def _with_nonfinite(features: Mapping[str, Feature], tallies: list[_Tally]) -> dict[str, Feature]:
+    """The features, each float one with its NaN/inf count and first record (an index in the split's order)."""
+    out = dict(features)
+    for name, feature in features.items():
+        if not feature.is_float:
+            continue
+        count, first, offset = 0, None, 0
+        for tally in tallies:
+            count += tally.nonfinite.get(name, 0)
+            if first is None and name in tally.first:
+                first = offset + tally.first[name]
+            offset += tally.records
+        out[name] = dataclasses.replace(feature, nonfinite=NonFinite(count=count, first_record=first))
+    return out
