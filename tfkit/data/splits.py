@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tfkit import records
 from tfkit.config import DataConfig
+from tfkit.data.checks import check_shards, check_split
 from tfkit.errors import UserError
 from tfkit.records import IMAGE_ENCODINGS, Schema, Shard, read_schema
 
@@ -33,14 +34,21 @@ def check_features(schema: Schema, config: DataConfig, *, folder: str) -> None:
             )
 
 
-def load_schema(source: str, config: DataConfig) -> Schema:
+def load_schema(source: str, config: DataConfig, *, num_classes: int | None = None) -> Schema:
     """Reads a split's schema (a folder, or a glob of shards with ``data.schema``) and checks it against the config.
 
     With ``data.image_size``, encoded images get that size in the returned schema. With ``data.skip_corrupt``,
     every shard is scanned, and shards with bad records are replaced by repaired copies (see the module's doc).
+    The schema is then checked against the files and their first records (tfkit.data.checks).
+
+    Args:
+        source: The split's folder, or a glob of its shards.
+        config: The ``data`` section.
+        num_classes: The model's classes, when labels are class numbers; None takes the schema's.
 
     Raises:
-        UserError: The folder, schema or files are missing, the glob matches nothing, or a feature does not exist.
+        UserError: The folder, schema or files are missing, the glob matches nothing, a feature does not exist, or
+            the records do not match the schema (see tfkit.data.checks).
     """
     schema = _glob_schema(source, config) if _is_glob(source) else read_schema(source)
     check_features(schema, config, folder=source)
@@ -57,8 +65,10 @@ def load_schema(source: str, config: DataConfig) -> Schema:
                 f"feature '{name}' of '{source}' holds images of varying sizes ({list(feature.shape)}); expected "
                 "one size. Set data.image_size: [height, width] to resize them."
             )
+    check_shards(source, schema)
     if config.skip_corrupt:
         schema = _skip_corrupt(source, schema)
+    check_split(source, schema, config, num_classes=num_classes)
     return schema
 
 
