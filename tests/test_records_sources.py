@@ -198,15 +198,15 @@ def test_a_write_killed_midway_leaves_no_shard_that_looks_complete(tmp_path):
 
     process = subprocess.Popen([sys.executable, "-m", *command], cwd=tmp_path)
     deadline = time.monotonic() + 120
-    while not list((tmp_path / "out").glob(".train-*.tmp")) and time.monotonic() < deadline:
+    while not list(tmp_path.glob(".out.writing-*/.train-*.tmp")) and time.monotonic() < deadline:
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)  # while the first shard is being written
     process.wait()
     out = tmp_path / "out"
-    assert list(out.glob(".train-*.tmp"))  # it was killed while writing
-    assert not (out / "schema.json").exists() and not list(out.glob("train-*.tfrecord"))
+    assert list(tmp_path.glob(".out.writing-*/.train-*.tmp"))  # it was killed while writing, into a staged folder
+    assert not out.exists()  # nothing that looks like a split
     again = tfkit_process(command, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert not list(out.glob(".train-*.tmp"))  # the rewrite cleared the interrupted one's temporaries
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["eeg.h5", "out"]  # the killed write's folder went
     verified = tfkit_process(["tfkit.records", "verify", "out"], cwd=tmp_path)
     assert verified.returncode == 0 and "3000 good records of 3000" in verified.stdout

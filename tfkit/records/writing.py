@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import glob
 import math
 import multiprocessing
 import os
@@ -226,6 +227,7 @@ def staged_folder(out_dir: str | os.PathLike[str], *, force: bool = False) -> It
         raise UserError(
             f"cannot create the parent of output folder '{out_dir}' ({error.strerror}); expected a writable folder."
         ) from None
+    _clear_leftovers(out)
     staging = out.parent / f".{out.name}.writing-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -249,6 +251,31 @@ def staged_folder(out_dir: str | os.PathLike[str], *, force: bool = False) -> It
         shutil.rmtree(staging, ignore_errors=True)
         raise
     shutil.rmtree(aside)
+
+
+def _clear_leftovers(out: Path) -> None:
+    """Removes what a killed earlier write into ``out`` left: its staged folder, or its set-aside old data.
+
+    Old data set aside by a process killed between the swap's two renames goes back in place when ``out`` is gone.
+    """
+    for leftover in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
+        kind, _, pid = leftover.name[len(out.name) + 2 :].partition("-")
+        if kind not in ("writing", "old") or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if kind == "old" and not out.exists():
+            os.replace(leftover, out)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _prepare(out_dir: str | os.PathLike[str], split: str) -> Path:
