@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from conftest import python_script, stderr_lines, tfkit_process
 
-from tfkit import data, records
+from tfkit import data, errors, records
 from tfkit.records import sources
 
 
@@ -210,3 +210,23 @@ def test_a_write_killed_midway_leaves_no_shard_that_looks_complete(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["eeg.h5", "out"]  # the killed write's folder went
     verified = tfkit_process(["tfkit.records", "verify", "out"], cwd=tmp_path)
     assert verified.returncode == 0 and "3000 good records of 3000" in verified.stdout
+
+
+def test_hdf5_scalar_datasets_are_left_out_and_datasets_of_other_lengths_are_refused(tmp_path):
+    with h5py.File(tmp_path / "d.h5", "w") as handle:
+        handle["x"] = np.zeros((6, 2), np.float32)
+        handle["y"] = np.arange(6) % 2
+        handle["sampling_rate"] = 250.0  # a scalar: the file's metadata, not a feature
+    assert list(sources.HDF5Source(str(tmp_path / "d.h5")).features) == ["x", "y"]
+    with h5py.File(tmp_path / "d.h5", "a") as handle:
+        handle["channels"] = np.arange(3)  # one row per channel, not per example
+    with pytest.raises(errors.UserError, match=r"different numbers of rows .*'channels': 3.*--features"):
+        sources.HDF5Source(str(tmp_path / "d.h5"))
+    assert len(sources.HDF5Source(str(tmp_path / "d.h5"), names=["x", "y"])) == 6
+
+
+def test_negative_labels_are_refused_naming_the_first_record(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((5, 2), np.float32))
+    np.save(tmp_path / "label.npy", np.array([0, 1, -3, 2, -1]))
+    with pytest.raises(errors.UserError, match=r"label 'label' is -3 in record 2 \(2 record\(s\)"):
+        sources.open_source([str(tmp_path / "x.npy"), str(tmp_path / "label.npy")])
