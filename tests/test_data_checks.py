@@ -120,3 +120,17 @@ def test_in_graph_labels_fail_with_the_prefix_the_trainer_maps():
     for bad in ([0, 4], [-1, 0]):
         with pytest.raises(tf.errors.InvalidArgumentError, match=f"^{checks.LABEL_ERROR_PREFIX} a label lies outside"):
             checks.assert_labels(tf.constant(bad, tf.int64), 4)
+
+
+def test_a_corrupt_record_is_left_to_the_reader_and_the_records_before_it_are_checked(tmp_path):
+    unbounded = {**FEATURES, "label": records.Feature("int64", (), "int64")}
+    folder = split(tmp_path / "corrupt", label=lambda index: 9 if index == 3 else 0, features=unbounded)
+    shard = tmp_path / "corrupt" / "train-00000-of-00002.tfrecord"
+    raw = bytearray(shard.read_bytes())
+    raw[-10] ^= 0xFF  # the last record of shard 0, after the records the check reads first
+    shard.write_bytes(bytes(raw))
+    schema = data.load_schema(folder, config(folder))  # no count mismatch claimed for a shard cut short by damage
+    assert schema.records == 20
+    edit_schema(folder, lambda body: body["features"]["label"].update(num_classes=4))
+    with pytest.raises(UserError, match=r"train-00001-of-00002.tfrecord' record 1: label 'label' is 9"):
+        data.load_schema(folder, config(folder))

@@ -14,6 +14,7 @@ trainer reports as one line.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -101,8 +102,11 @@ def check_first_records(
     }
     seen = 0
     for shard, path in zip(schema.shards, schema.files(source), strict=True):
-        index = -1
-        for index, serialized in enumerate(read_records(path, schema.compression)):
+        index, intact = -1, True
+        for index, serialized in _intact_records(path, schema.compression):
+            if serialized is None:
+                intact = False
+                break
             if seen >= limit:
                 return
             seen += 1
@@ -115,11 +119,25 @@ def check_first_records(
             if uncounted and not config.allow_nonfinite:
                 for name, count in count_nonfinite(values, uncounted).items():
                     raise UserError(_nonfinite_message(source, name, count, where))
-        if index + 1 != shard.records:
+        if intact and index + 1 != shard.records:
             raise UserError(
                 f"shard '{path}' holds {index + 1} records; the schema of '{source}' says {shard.records}. Fix "
                 "schema.json's counts or write the data again (python -m tfkit.records write)."
             )
+
+
+def _intact_records(path: str, compression: str | None) -> Iterator[tuple[int, bytes | None]]:
+    """Yields ``(index, record)`` for each record before the first corrupt one, then a last ``(index, None)``.
+
+    Corruption is not this module's question: the reader stops naming the shard, or skips it with
+    ``data.skip_corrupt``, and ``records verify`` lists it.
+    """
+    index = 0
+    try:
+        for index, serialized in enumerate(read_records(path, compression)):
+            yield index, serialized
+    except UserError:
+        yield index, None
 
 
 def assert_labels(labels: tf.Tensor, num_classes: int) -> tf.Tensor:
