@@ -134,3 +134,12 @@ def test_a_corrupt_record_is_left_to_the_reader_and_the_records_before_it_are_ch
     edit_schema(folder, lambda body: body["features"]["label"].update(num_classes=4))
     with pytest.raises(UserError, match=r"train-00001-of-00002.tfrecord' record 1: label 'label' is 9"):
         data.load_schema(folder, config(folder))
+
+
+def test_the_reader_stops_at_a_label_past_the_first_records_with_the_prefix(tmp_path):
+    folder = split(tmp_path / "late", count=40, label=lambda index: 7 if index == 37 else 1)
+    schema = records.read_schema(folder)
+    checks.check_first_records(folder, schema, config(folder), limit=10)  # the bad one lies past the first records
+    make = data.dataset_fn(folder, schema, config(folder), per_replica_batch_size=4, training=False, seed=0, epoch=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=checks.LABEL_ERROR_PREFIX):
+        list(make(tf.distribute.InputContext()))
