@@ -74,6 +74,14 @@ def hdf5_corrupt(tmp: Path) -> list[str]:
     return ["write", "d.h5", "--out", "out"]
 
 
+def hdf5_truncated(tmp: Path) -> list[str]:
+    with h5py.File(tmp / "d.h5", "w") as handle:
+        handle.create_dataset("x", data=np.ones((2000, 16), np.float32), chunks=(100, 16))
+        handle["label"] = np.arange(2000) % 3
+    (tmp / "d.h5").write_bytes((tmp / "d.h5").read_bytes()[:60_000])
+    return ["write", "d.h5", "--out", "out"]
+
+
 def hdf5_without_datasets(tmp: Path) -> list[str]:
     with h5py.File(tmp / "d.h5", "w") as handle:
         handle.create_group("empty")
@@ -235,6 +243,7 @@ CASES = {
         write_under_a_file,
         hdf5_rows_differ,
         hdf5_corrupt,
+        hdf5_truncated,
         hdf5_without_datasets,
         npz_empty_file,
         npz_without_arrays,
@@ -272,6 +281,7 @@ EXPECTED = {
     "write_under_a_file": "cannot create the parent",
     "hdf5_rows_differ": "different numbers of rows ({'label': 8, 'x': 10})",
     "hdf5_corrupt": "HDF5 file 'd.h5' cannot be read",
+    "hdf5_truncated": "HDF5 file 'd.h5' cannot be read (Unable to synchronously open file (truncated file",
     "hdf5_without_datasets": "holds no datasets",
     "npz_empty_file": "'d.npz' cannot be read as an .npz archive",
     "npz_without_arrays": "holds no arrays",
@@ -340,6 +350,18 @@ def test_a_full_disk_is_one_line_and_the_old_split_stays_intact(tmp_path, compre
         line = assert_refused(result, before=before, roots=[disk])
         assert ("disk of 'disk/data' is full" in line) if compression == "gzip" else ("has" in line and "free" in line)
         assert sorted(path.name for path in disk.iterdir()) == ["data"]
+
+
+@pytest.mark.parametrize("out", ["disk/data", "disk/new"])
+def test_a_read_only_disk_is_one_line_and_the_old_split_stays_intact(tmp_path, out):
+    np.savez(tmp_path / "d.npz", **arrays())
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        dataset(disk.parent, name="disk/data")
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        before = file_hashes(disk)
+        result = tfkit_process(["tfkit.records", "write", "d.npz", "--out", out, "--force"], cwd=tmp_path)
+        line = assert_refused(result, before=before, roots=[disk])
+        assert f"cannot write to '{out}' (Read-only file system)" in line, line
 
 
 def test_force_replaces_a_split_and_leaves_nothing_beside_it(tmp_path):

@@ -161,11 +161,23 @@ def _write(args: argparse.Namespace) -> int:
                 )
                 written.append((str(Path(args.out) / subfolder) if subfolder else args.out, schema))
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
+        # What the file system refuses (a full disk, a read-only mount, a file h5py cannot read) is the user's to
+        # fix; the staged folder is gone and the old data untouched.
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UserError(
+                f"the disk of '{args.out}' is full ({error.strerror}); expected room for the new split. Nothing was "
+                "changed: free space, or choose another --out."
+            ) from None
+        if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise UserError(
+                f"cannot write to '{args.out}' ({error.strerror}); expected a writable folder. Nothing was changed: "
+                "choose another --out, or make it writable."
+            ) from None
+        what = f"'{error.filename}'" if error.filename else source.describe()
+        reason = error.strerror or (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise UserError(
-            f"the disk of '{args.out}' is full ({error.strerror}); expected room for the new split. Nothing was "
-            "changed: free space, or choose another --out."
+            f"writing '{args.out}' failed on {what} ({reason}); expected a readable source and a writable output "
+            "folder. Nothing was changed: fix the file or choose another --out."
         ) from None
     for folder, schema in written:
         print(_written(folder, schema))
