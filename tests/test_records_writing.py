@@ -116,13 +116,13 @@ def _hashes(folder):
 def test_a_staged_folder_refuses_an_existing_output_without_force_and_a_file(tmp_path):
     records.write_split(examples(4), tmp_path / "old", split="train", features=FEATURES, num_shards=2)
     refused = pytest.raises(UserError, match=r"already holds files.*--force")
-    with refused, records.writing.staged_folder(tmp_path / "old"):
+    with refused, records.staging.staged_folder(tmp_path / "old"):
         pass
     (tmp_path / "file").write_text("x")
-    with pytest.raises(UserError, match=r"'.*file' is a file"), records.writing.staged_folder(tmp_path / "file"):
+    with pytest.raises(UserError, match=r"'.*file' is a file"), records.staging.staged_folder(tmp_path / "file"):
         pass
     (tmp_path / "empty").mkdir()
-    with records.writing.staged_folder(tmp_path / "empty") as staging:
+    with records.staging.staged_folder(tmp_path / "empty") as staging:
         records.write_split(examples(4), staging, split="train", features=FEATURES, num_shards=2)
     assert (tmp_path / "empty" / "schema.json").exists()
 
@@ -132,7 +132,7 @@ def test_a_failed_or_empty_write_with_force_leaves_the_old_split_byte_identical(
     old = tmp_path / "data"
     records.write_split(examples(4), old, split="train", features=FEATURES, num_shards=2)
     before = _hashes(old)
-    with pytest.raises(UserError), records.writing.staged_folder(old, force=True) as staging:
+    with pytest.raises(UserError), records.staging.staged_folder(old, force=True) as staging:
         if rows is not None:
             records.write_split(rows, staging, split="train", features=FEATURES, num_shards=2)
     assert _hashes(old) == before
@@ -142,7 +142,7 @@ def test_a_failed_or_empty_write_with_force_leaves_the_old_split_byte_identical(
 def test_force_replaces_the_old_split_only_when_the_new_one_is_complete(tmp_path):
     old = tmp_path / "data"
     records.write_split(examples(4), old, split="train", features=FEATURES, num_shards=2)
-    with records.writing.staged_folder(old, force=True) as staging:
+    with records.staging.staged_folder(old, force=True) as staging:
         records.write_split(examples(9), staging, split="train", features=FEATURES, num_shards=3)
         assert records.read_schema(old).records == 4  # still the old data while the new one is written
     assert records.read_schema(old).records == 9
@@ -156,7 +156,7 @@ def test_a_write_killed_between_the_swaps_renames_gets_its_old_data_back(tmp_pat
     dead = 2**22 + 12345  # above Linux's default pid_max: no live process has it
     old.rename(tmp_path / f".data.old-{dead}")
     (tmp_path / f".data.writing-{dead}").mkdir()
-    with records.writing.staged_folder(old, force=True) as staging:
+    with records.staging.staged_folder(old, force=True) as staging:
         assert _hashes(old) == before  # put back before anything else happens
         records.write_split(examples(9), staging, split="train", features=FEATURES, num_shards=3)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]

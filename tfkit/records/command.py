@@ -22,8 +22,9 @@ from tfkit.records.sample import first_example
 from tfkit.records.schema import Schema
 from tfkit.records.schema_file import read_schema
 from tfkit.records.sources import open_source
+from tfkit.records.staging import staged_folder
 from tfkit.records.verification import nonfinite_records, verify
-from tfkit.records.writing import staged_folder, write
+from tfkit.records.writing import write
 from tfkit.units import format_bytes, parse_size
 
 PROG = "python -m tfkit.records"
