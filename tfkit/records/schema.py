@@ -104,7 +104,12 @@ class Feature:
     @property
     def is_float(self) -> bool:
         """Whether the decoded values are floating point numbers, which can be NaN or infinite."""
-        return self.encoding == "raw" and self.dtype != "string" and np.dtype(self.dtype).kind == "f"
+        if self.encoding != "raw" or self.dtype == "string":
+            return False
+        try:
+            return np.dtype(self.dtype).kind == "f"
+        except TypeError:  # a dtype numpy does not know without its extensions (bfloat16): not counted
+            return False
 
 
 @dataclasses.dataclass(frozen=True)
