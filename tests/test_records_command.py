@@ -89,3 +89,26 @@ def test_the_package_imports_nothing_of_training_and_no_function_imports_a_tfkit
                     assert id(node) in top_level, f"{where} imports {name} inside a function"
                 elif id(node) not in top_level:
                     assert name.split(".")[0] in lazy, f"{where} imports {name} inside a function"
+
+
+def test_write_says_how_many_nan_values_it_counted_and_inspect_shows_them(tmp_path):
+    x = np.ones((40, 2), np.float32)
+    x[[3, 30], 1] = np.nan
+    np.savez(tmp_path / "d.npz", x=x, label=np.arange(40) % 2)
+    written = tfkit_process(["tfkit.records", "write", "d.npz", "--out", "data"], cwd=tmp_path)
+    assert written.returncode == 0, written.stderr
+    assert "note: feature 'x' holds 2 NaN/inf value(s), the first in record 3; training refuses them" in written.stdout
+    inspected = tfkit_process(["tfkit.records", "inspect", "data"], cwd=tmp_path)
+    assert "x: float32 [2] (raw, 2 NaN/inf from record 3)" in inspected.stdout
+
+
+def test_write_refuses_an_existing_split_and_force_replaces_it_with_eval_and_train(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.ones((40, 2), np.float32), label=np.arange(40) % 2)
+    assert tfkit_process(["tfkit.records", "write", "d.npz", "--out", "data"], cwd=tmp_path).returncode == 0
+    again = tfkit_process(["tfkit.records", "write", "d.npz", "--out", "data"], cwd=tmp_path)
+    assert again.returncode == 2 and "Add --force to replace it" in again.stderr
+    forced = ["tfkit.records", "write", "d.npz", "--out", "data", "--force", "--eval_fraction", "0.25"]
+    assert tfkit_process(forced, cwd=tmp_path).returncode == 0
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == ["eval", "train"]
+    assert records.read_schema(tmp_path / "data" / "eval").records == 10
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["d.npz", "data"]

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from conftest import python_script, stderr_lines, tfkit_process
 
-from tfkit import data, records
+from tfkit import data, errors, records
 from tfkit.records import sources
 
 
@@ -233,15 +233,35 @@ def test_a_write_killed_midway_leaves_no_shard_that_looks_complete(tmp_path):
 
     process = subprocess.Popen([sys.executable, "-m", *command], cwd=tmp_path)
     deadline = time.monotonic() + 120
-    while not list((tmp_path / "out").glob(".train-*.tmp")) and time.monotonic() < deadline:
+    while not list(tmp_path.glob(".out.writing-*/.train-*.tmp")) and time.monotonic() < deadline:
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)  # while the first shard is being written
     process.wait()
     out = tmp_path / "out"
-    assert list(out.glob(".train-*.tmp"))  # it was killed while writing
-    assert not (out / "schema.json").exists() and not list(out.glob("train-*.tfrecord"))
+    assert list(tmp_path.glob(".out.writing-*/.train-*.tmp"))  # it was killed while writing, into a staged folder
+    assert not out.exists()  # nothing that looks like a split
     again = tfkit_process(command, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert not list(out.glob(".train-*.tmp"))  # the rewrite cleared the interrupted one's temporaries
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["eeg.h5", "out"]  # the killed write's folder went
     verified = tfkit_process(["tfkit.records", "verify", "out"], cwd=tmp_path)
     assert verified.returncode == 0 and "3000 good records of 3000" in verified.stdout
+
+
+def test_hdf5_scalar_datasets_are_left_out_and_datasets_of_other_lengths_are_refused(tmp_path):
+    with h5py.File(tmp_path / "d.h5", "w") as handle:
+        handle["x"] = np.zeros((6, 2), np.float32)
+        handle["y"] = np.arange(6) % 2
+        handle["sampling_rate"] = 250.0  # a scalar: the file's metadata, not a feature
+    assert list(sources.HDF5Source(str(tmp_path / "d.h5")).features) == ["x", "y"]
+    with h5py.File(tmp_path / "d.h5", "a") as handle:
+        handle["channels"] = np.arange(3)  # one row per channel, not per example
+    with pytest.raises(errors.UserError, match=r"different numbers of rows .*'channels': 3.*--features"):
+        sources.HDF5Source(str(tmp_path / "d.h5"))
+    assert len(sources.HDF5Source(str(tmp_path / "d.h5"), names=["x", "y"])) == 6
+
+
+def test_negative_labels_are_refused_naming_the_first_record(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((5, 2), np.float32))
+    np.save(tmp_path / "label.npy", np.array([0, 1, -3, 2, -1]))
+    with pytest.raises(errors.UserError, match=r"label 'label' is -3 in record 2 \(2 record\(s\)"):
+        sources.open_source([str(tmp_path / "x.npy"), str(tmp_path / "label.npy")])

@@ -73,6 +73,9 @@ class DataConfig:
             ``2GB``; None for its default.
         skip_corrupt: Skip corrupt or truncated records, counting and reporting them; off stops the run (exit 2)
             naming the shard.
+        allow_nonfinite: Train on float features holding NaN or infinite values. Off, training refuses them (exit 2)
+            naming the feature, the count and the first record: from the counts ``records write`` keeps in the
+            schema, or from the first records of data written elsewhere.
     """
 
     train: str | tuple[str, ...] = ""
@@ -93,6 +96,7 @@ class DataConfig:
     autotune: bool = False
     ram_budget: Annotated[int | None, SIZE] = None
     skip_corrupt: bool = False
+    allow_nonfinite: bool = False
 
     def __post_init__(self) -> None:
         resolve_fields(self, prefix="data.")

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfkit.config import DataConfig
 from tfkit.data.augment import augmenter
+from tfkit.data.checks import assert_labels
 from tfkit.data.decode import pad, parser
 from tfkit.errors import UserError
 from tfkit.records import Schema
@@ -64,6 +65,8 @@ def dataset_fn(
     epoch_seed = (seed * 1_000_003 + epoch) % (2**31 - 1)
     shuffle = shuffle_examples(schema, config)
     augment = augmenter(config) if training else None
+    label = schema.features[config.label]
+    classes = label.num_classes if label.encoding == "int64" else None
     # Fixed parallelism and prefetch put the pipeline's memory at its steady size from the first batch; autotuning
     # grows its buffers and threads for minutes, so memory creeps with running time (see data.autotune).
     parallel = tf.data.AUTOTUNE if config.autotune else (os.cpu_count() or 1)
@@ -105,6 +108,8 @@ def dataset_fn(
             dataset = dataset.skip(skip_batches)  # before parsing: skipped batches are read, never decoded
         parse = parser(schema, features=config.features, label=config.label, image_size=config.image_size)
         dataset = dataset.map(parse, num_parallel_calls=parallel, deterministic=True)
+        if classes:  # labels past the ones checked at start: an InvalidArgumentError starting "tfkit-data:"
+            dataset = dataset.map(lambda x, y, w: (x, assert_labels(y, classes), w))
         if augment is not None:
             dataset = dataset.map(lambda x, y, w: (*augment(x, y), w), num_parallel_calls=parallel, deterministic=True)
         if not training:

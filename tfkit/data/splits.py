@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from tfkit import records
 from tfkit.config import DataConfig
+from tfkit.data.checks import check_shards, check_split
 from tfkit.errors import UserError
 from tfkit.records import IMAGE_ENCODINGS, Schema, Shard, conformance, files, infer, read_schema
 from tfkit.records.schema_file import read_schema_file
@@ -59,6 +60,12 @@ def load_schema(
 
     With ``data.image_size``, encoded images get that size in the returned schema. With ``data.skip_corrupt``,
     every shard is scanned, and shards with bad records are replaced by repaired copies (see the module's doc).
+    The schema is then checked against the files and their first records (tfkit.data.checks).
+
+    Args:
+        source: The split's folder, or a glob of its shards.
+        config: The ``data`` section.
+        num_classes: The model's classes, when labels are class numbers; None takes the schema's.
 
     Args:
         source: ``data.train``, ``data.eval`` or ``data.test``.
@@ -70,7 +77,8 @@ def load_schema(
 
     Raises:
         UserError: The folder, schema or files are missing, the glob matches nothing, a feature does not exist, a
-            label is out of range, or a record does not match the schema (naming the file, the record and the fix).
+            label is out of range, or a record does not match the schema (naming the file, the record and the fix;
+            see tfkit.data.checks).
     """
     where = source if isinstance(source, str) else ", ".join(source)
     if isinstance(source, str) and source.lower().endswith(".csv"):
@@ -82,9 +90,11 @@ def load_schema(
     labelled = split != "test" or config.label in schema.features
     check_features(schema, config, folder=where, label_required=labelled)
     names = [config.features] + ([config.label] if labelled else [])
+    check_shards(where, schema)
     if config.skip_corrupt:
         schema = _skip_corrupt(source, schema)
     conformance.check_sample(schema, source, names=names)  # after skip_corrupt: it reads the repaired copies
+    check_split(source, schema, config, num_classes=num_classes)  # NaN/inf, labels and sizes of the first records
     if config.image_size:
         features = dict(schema.features)
         for name, feature in features.items():

@@ -18,6 +18,7 @@ The package answers one question per module, and imports nothing of training (tf
 - ``schema``: ``Feature``, ``Shard`` and ``Schema``; ``schema_file``: reading and writing ``schema.json``;
 - ``example``: the ``tf.train.Example`` wire format; ``framing``: TFRecord framing, its CRCs and the scanner;
 - ``writing``: a source or an iterator written as a split; ``verification``: every record of a split checked;
+- ``staging``: an output folder replaced only by complete data (``records write --force``);
 - ``sources``: what ``write`` converts, behind the ``Source`` protocol; ``images``: JPEG and PNG through Pillow;
 - ``sample``: a split's first record, decoded without TensorFlow; ``files``: local paths opened without TensorFlow;
 - ``infer``: the schema of TFRecords tfkit did not write, from their records; ``conformance``: records checked
@@ -25,7 +26,7 @@ The package answers one question per module, and imports nothing of training (tf
 - ``command``: ``python -m tfkit.records write|inspect|verify|schema``.
 """
 
-from tfkit.records import sources
+from tfkit.records import sources, staging
 from tfkit.records.example import encode, parse
 from tfkit.records.framing import Problem, ShardWriter, normal_compression, open_stream, read_records, scan
 from tfkit.records.sample import first_example
@@ -71,6 +72,7 @@ __all__ = [
     "scan",
     "shard_name",
     "sources",
+    "staging",
     "verify",
     "write",
     "write_schema",

@@ -9,7 +9,9 @@ TFRecord files tfkit did not write (a competition's ``.tfrec`` files): their sch
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +26,8 @@ from tfkit.records.sample import first_example
 from tfkit.records.schema import SCHEMA_FILE, Schema
 from tfkit.records.schema_file import read_schema
 from tfkit.records.sources import open_source
-from tfkit.records.verification import verify
+from tfkit.records.staging import staged_folder
+from tfkit.records.verification import nonfinite_records, verify
 from tfkit.records.writing import write
 from tfkit.units import format_bytes, parse_size
 
@@ -62,10 +65,17 @@ def parser() -> cli.Parser:
     write_command.add_argument("--tfds_split", default="train", help="tensorflow-datasets: which split to read")
     write_command.add_argument("--images", default=None, help="CSV: the folder of the images its rows name")
     write_command.add_argument("--id", default="id", help="CSV: the column naming each image file (default id)")
+    write_command.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an --out folder that holds files (the old data stays until the new write is complete)",
+    )
     inspect_command = commands.add_parser("inspect", help="print a split's schema, counts, sizes and one sample")
     inspect_command.add_argument("folder", nargs="+", help="a split's folder, or folders/globs of TFRecord files")
     inspect_command.add_argument("--schema", default=None, help="a schema file for foreign files (default: inferred)")
-    verify_command = commands.add_parser("verify", help="read every record; name each corrupt or truncated one")
+    verify_command = commands.add_parser(
+        "verify", help="read every record; name each corrupt or truncated one, and each holding NaN or inf"
+    )
     verify_command.add_argument("folder", nargs="+", help="a split's folder, or folders/globs of TFRecord files")
     verify_command.add_argument("--schema", default=None, help="a schema file for foreign files (default: inferred)")
     schema_command = commands.add_parser(
@@ -124,9 +134,11 @@ def describe_schema(where: str, schema: Schema, folder: str) -> str:
     ]
     for name, feature in schema.features.items():
         extra = f", {feature.num_classes} classes" if feature.num_classes else ""
+        if feature.nonfinite is not None and feature.nonfinite.count:
+            extra += f", {feature.nonfinite.count} NaN/inf from record {feature.nonfinite.first_record}"
         lines.append(f"  {name}: {feature.dtype} {list(feature.shape)} ({feature.encoding}{extra})")
     sizes = [shard.records for shard in schema.shards]
-    lines.append(f"  records per shard: {min(sizes)} to {max(sizes)}")
+    lines.append(f"  records per shard: {min(sizes)} to {max(sizes)}" if sizes else "  records per shard: no shards")
     for name, value in first_example(folder, schema).items():
         text = np.array2string(value, threshold=8, edgeitems=2) if value.dtype != object else repr(value.item())[:80]
         lines.append(f"  sample {name}: {text.replace(chr(10), ' ')}")
@@ -134,13 +146,22 @@ def describe_schema(where: str, schema: Schema, folder: str) -> str:
 
 
 def _verify(folder: str) -> int:
-    return _report(folder, *verify(folder))
+    # Non-finite values are named but do not fail verify: data.allow_nonfinite may want them; training refuses them.
+    schema, problems, counts = verify(folder)
+    nonfinite = [record.describe() for record in nonfinite_records(folder, schema)]
+    return _report(folder, schema, problems, counts, nonfinite=nonfinite)
 
 
-def _report(where: str, schema: Schema, problems: list[Problem], counts: list[int]) -> int:
+def _report(
+    where: str, schema: Schema, problems: list[Problem], counts: list[int], *, nonfinite: Sequence[str] = ()
+) -> int:
     for problem in problems:
         print(f"corrupt: {problem.describe()}")
+    for line in nonfinite:
+        print(f"nonfinite: {line}")
     state = f"{len(problems)} problem(s)" if problems else "clean"
+    if nonfinite:
+        state += f"; {len(nonfinite)} record(s) with NaN/inf values"
     print(f"{where}: {sum(counts)} good records of {schema.records} in {len(schema.shards)} shard(s); {state}")
     return 1 if problems else 0
 
@@ -168,27 +189,74 @@ def _write(args: argparse.Namespace) -> int:
         held_out = max(1, round(len(order) * args.eval_fraction))
         parts = {"eval": np.sort(order[:held_out]), "train": np.sort(order[held_out:])}
         targets: list[tuple[str, str, np.ndarray | None]] = [
-            (split, str(Path(args.out) / split), indices) for split, indices in parts.items()
+            (split, split, indices) for split, indices in parts.items()
         ]
     else:
-        targets = [(args.split, args.out, None)]
-    for split, folder, indices in targets:
-        schema = write(
-            source,
-            folder,
-            split=split,
-            indices=indices,
-            shard_bytes=shard_bytes,
-            compression=args.compression,
-            shuffle_seed=args.shuffle_seed,
-            workers=args.workers,
-        )
+        targets = [(args.split, "", None)]
+    if args.compression == "none":
+        _check_space(args.out, needed=len(source) * source.example_bytes)
+    written = []
+    try:
+        with staged_folder(args.out, force=args.force) as staging:
+            for split, subfolder, indices in targets:
+                schema = write(
+                    source,
+                    staging / subfolder,
+                    split=split,
+                    indices=indices,
+                    shard_bytes=shard_bytes,
+                    compression=args.compression,
+                    shuffle_seed=args.shuffle_seed,
+                    workers=args.workers,
+                )
+                written.append((str(Path(args.out) / subfolder) if subfolder else args.out, schema))
+    except OSError as error:
+        # What the file system refuses (a full disk, a read-only mount, a file h5py cannot read) is the user's to
+        # fix; the staged folder is gone and the old data untouched.
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UserError(
+                f"the disk of '{args.out}' is full ({error.strerror}); expected room for the new split. Nothing was "
+                "changed: free space, or choose another --out."
+            ) from None
+        if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise UserError(
+                f"cannot write to '{args.out}' ({error.strerror}); expected a writable folder. Nothing was changed: "
+                "choose another --out, or make it writable."
+            ) from None
+        what = f"'{error.filename}'" if error.filename else source.describe()
+        reason = error.strerror or (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(
+            f"writing '{args.out}' failed on {what} ({reason}); expected a readable source and a writable output "
+            "folder. Nothing was changed: fix the file or choose another --out."
+        ) from None
+    for folder, schema in written:
         print(_written(folder, schema))
     return 0
 
 
+def _check_space(out: str, *, needed: int) -> None:
+    """Refuses a write whose uncompressed records cannot fit on the output's disk, before anything is written."""
+    existing = Path(os.path.abspath(out))
+    while not existing.exists():
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise UserError(
+            f"the split needs at least {format_bytes(needed)} and the disk of '{out}' has {format_bytes(free)} free; "
+            "expected room for it. Free space, use --compression gzip, or choose another --out."
+        )
+
+
 def _written(folder: str, schema: Schema) -> str:
-    return (
+    lines = [
         f"wrote {schema.records} records in {len(schema.shards)} shard(s), {format_bytes(schema.bytes)}, to {folder} "
         f"(features: {', '.join(schema.features)})"
-    )
+    ]
+    for name, feature in schema.features.items():
+        if feature.nonfinite is not None and feature.nonfinite.count:
+            lines.append(
+                f"note: feature '{name}' holds {feature.nonfinite.count} NaN/inf value(s), the first in record "
+                f"{feature.nonfinite.first_record}; training refuses them unless data.allow_nonfinite: true "
+                f"(python -m tfkit.records verify {folder} names every such record)"
+            )
+    return "\n".join(lines)

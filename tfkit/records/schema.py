@@ -18,6 +18,36 @@ COMPRESSIONS = ("GZIP", "ZLIB")
 
 
 @dataclasses.dataclass(frozen=True)
+class NonFinite:
+    """How many NaN or infinite values a float feature holds, counted by ``records write`` over every record.
+
+    Attributes:
+        count: Non-finite values in the whole split (0: every value is finite).
+        first_record: The index in the split (shards in order) of the first record holding one; None when none does.
+    """
+
+    count: int
+    first_record: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Returns the schema entry, ``{"count": N, "first_record": i}``."""
+        entry: dict[str, Any] = {"count": self.count}
+        if self.first_record is not None:
+            entry["first_record"] = self.first_record
+        return entry
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> NonFinite:
+        """Reads a schema entry written by ``to_json``.
+
+        Raises:
+            KeyError, TypeError, ValueError: The entry is malformed.
+        """
+        first = entry.get("first_record")
+        return cls(count=int(entry["count"]), first_record=None if first is None else int(first))
+
+
+@dataclasses.dataclass(frozen=True)
 class Feature:
     """One feature of a record.
 
@@ -27,6 +57,8 @@ class Feature:
         encoding: One of ``ENCODINGS``.
         num_classes: For labels, how many classes there are; None otherwise.
         classes: For labels, the class names in index order, when known.
+        nonfinite: For float features written by ``records write``, the NaN/inf count; None when not counted
+            (data written elsewhere, which training checks on its first batches instead).
     """
 
     dtype: str
@@ -34,6 +66,7 @@ class Feature:
     encoding: str = "raw"
     num_classes: int | None = None
     classes: tuple[str, ...] | None = None
+    nonfinite: NonFinite | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Returns the schema entry for this feature."""
@@ -42,6 +75,8 @@ class Feature:
             entry["num_classes"] = self.num_classes
         if self.classes is not None:
             entry["classes"] = list(self.classes)
+        if self.nonfinite is not None:
+            entry["nonfinite"] = self.nonfinite.to_json()
         return entry
 
     @classmethod
@@ -57,6 +92,7 @@ class Feature:
             encoding=entry["encoding"],
             num_classes=entry.get("num_classes"),
             classes=tuple(entry["classes"]) if entry.get("classes") else None,
+            nonfinite=NonFinite.from_json(entry["nonfinite"]) if entry.get("nonfinite") is not None else None,
         )
 
     @property
@@ -65,6 +101,16 @@ class Feature:
         if self.dtype == "string" or any(size < 0 for size in self.shape):
             return 0
         return math.prod(self.shape) * np.dtype(self.dtype).itemsize
+
+    @property
+    def is_float(self) -> bool:
+        """Whether the decoded values are floating point numbers, which can be NaN or infinite."""
+        if self.encoding != "raw" or self.dtype == "string":
+            return False
+        try:
+            return np.dtype(self.dtype).kind == "f"
+        except TypeError:  # a dtype numpy does not know without its extensions (bfloat16): not counted
+            return False
 
 
 @dataclasses.dataclass(frozen=True)

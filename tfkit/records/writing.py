@@ -9,6 +9,7 @@ data and the seed. A plain iterator of dicts is written as it comes (``write_spl
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -21,9 +22,10 @@ import numpy as np
 from tfkit.errors import UserError
 from tfkit.records.example import encode
 from tfkit.records.framing import ShardWriter, normal_compression
-from tfkit.records.schema import SCHEMA_FILE, Feature, Schema, Shard, shard_name
+from tfkit.records.schema import SCHEMA_FILE, Feature, NonFinite, Schema, Shard, shard_name
 from tfkit.records.schema_file import write_schema
 from tfkit.records.sources.source import Source
+from tfkit.records.verification import count_nonfinite
 
 DEFAULT_SHARD_BYTES = 128 * 2**20
 MIN_SHARDS = 10  # shards per split when the data allows: enough for 10 reading hosts, or one host's interleave
@@ -76,6 +78,7 @@ def write_split(
     for _ in range(num_shards or 1):
         open_shard()
     written = 0
+    tallies: list[_Tally] = [_Tally() for _ in writers]
     try:
         for index, example in enumerate(examples):
             record = encode(example, features)
@@ -83,9 +86,12 @@ def write_split(
             if not num_shards and written >= shard_bytes:
                 writers[-1].close()
                 open_shard()
+                tallies.append(_Tally())
                 target, written = len(writers) - 1, 0
+            tallies[target].add(counts[target], count_nonfinite(example, features))
             writers[target].write(record)
             counts[target] += 1
+            tallies[target].records += 1
             written += len(record)
     except BaseException:
         for writer, path in zip(writers, paths, strict=True):
@@ -94,7 +100,7 @@ def write_split(
         raise
     for writer in writers:
         writer.close()
-    return _finish(out, split=split, features=features, temporary=paths, counts=counts, compression=compression)
+    return _finish(out, split=split, features=features, temporary=paths, tallies=tallies, compression=compression)
 
 
 def write(
@@ -151,9 +157,9 @@ def write(
             # spawn, never fork: a forked TensorFlow runtime can deadlock. Each child opens the source itself.
             context = multiprocessing.get_context("spawn")
             with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                counts = list(pool.map(_write_shard, jobs))
+                tallies = list(pool.map(_write_shard, jobs))
         else:
-            counts = [_write_shard(job) for job in jobs]
+            tallies = [_write_shard(job) for job in jobs]
     except BaseException:
         for job in jobs:
             Path(job[2]).unlink(missing_ok=True)
@@ -163,21 +169,25 @@ def write(
         split=split,
         features=source.features,
         temporary=[Path(job[2]) for job in jobs],
-        counts=counts,
+        tallies=tallies,
         compression=compression,
     )
 
 
-def _write_shard(job: tuple[Source, np.ndarray, str, str | None]) -> int:
+def _write_shard(job: tuple[Source, np.ndarray, str, str | None]) -> _Tally:
     source, order, path, compression = job
     features = source.features
     # Read in index order (sequential for files such as HDF5), write in the shard's own (maybe shuffled) order.
     ascending = np.sort(order)
     examples = dict(zip(ascending.tolist(), source.read(ascending), strict=True))
+    tally = _Tally()
     with ShardWriter(path, compression) as writer:
-        for index in order.tolist():
-            writer.write(encode(examples.pop(index), features))
-    return len(order)
+        for position, index in enumerate(order.tolist()):
+            example = examples.pop(index)
+            tally.add(position, count_nonfinite(example, features))
+            writer.write(encode(example, features))
+    tally.records = len(order)
+    return tally
 
 
 def _prepare(out_dir: str | os.PathLike[str], split: str) -> Path:
@@ -195,9 +205,10 @@ def _finish(
     split: str,
     features: Mapping[str, Feature],
     temporary: list[Path],
-    counts: list[int],
+    tallies: list[_Tally],
     compression: str | None,
 ) -> Schema:
+    counts = [tally.records for tally in tallies]
     if sum(counts) == 0:
         for path in temporary:
             path.unlink(missing_ok=True)
@@ -211,7 +222,42 @@ def _finish(
         os.replace(path, out / name)
         shards.append(Shard(file=name, records=count, bytes=(out / name).stat().st_size))
     schema = Schema(
-        split=split, features=dict(features), shards=tuple(shards), records=sum(counts), compression=compression
+        split=split,
+        features=_with_nonfinite(features, tallies),
+        shards=tuple(shards),
+        records=sum(counts),
+        compression=compression,
     )
     write_schema(schema, out)
     return schema
+
+
+class _Tally:
+    """What one shard holds: its records, and per float feature the NaN/inf values and the first record with one."""
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.nonfinite: dict[str, int] = {}
+        self.first: dict[str, int] = {}
+
+    def add(self, position: int, counts: Mapping[str, int]) -> None:
+        """Counts the non-finite values of the example at ``position`` in the shard."""
+        for name, count in counts.items():
+            self.nonfinite[name] = self.nonfinite.get(name, 0) + count
+            self.first[name] = min(self.first.get(name, position), position)
+
+
+def _with_nonfinite(features: Mapping[str, Feature], tallies: list[_Tally]) -> dict[str, Feature]:
+    """The features, each float one with its NaN/inf count and first record (an index in the split's order)."""
+    out = dict(features)
+    for name, feature in features.items():
+        if not feature.is_float:
+            continue
+        count, first, offset = 0, None, 0
+        for tally in tallies:
+            count += tally.nonfinite.get(name, 0)
+            if first is None and name in tally.first:
+                first = offset + tally.first[name]
+            offset += tally.records
+        out[name] = dataclasses.replace(feature, nonfinite=NonFinite(count=count, first_record=first))
+    return out

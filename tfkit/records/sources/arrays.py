@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,45 @@ def _array_feature(name: str, array: Any, *, label: str | None) -> Feature:
     dtype = np.dtype(array.dtype)
     if dtype.kind in "iub" and math.prod(shape) <= INT64_MAX_VALUES:
         num_classes = None
-        if name == label and shape == ():
-            num_classes = int(np.max(array[...])) + 1 if len(array) else None
+        if name == label and shape == () and len(array):
+            values = np.asarray(array[...])
+            negative = np.flatnonzero(values < 0)
+            if len(negative):
+                raise UserError(
+                    f"label '{name}' is {values[negative[0]]} in record {negative[0]} ({len(negative)} record(s) hold "
+                    "a negative label); expected class numbers 0 to num_classes-1. Fix those labels."
+                )
+            num_classes = int(np.max(values)) + 1
         return Feature(dtype="int64", shape=shape, encoding="int64", num_classes=num_classes)
     if dtype.kind not in "iufb":
         raise UserError(f"feature '{name}' has dtype {dtype}; expected numbers (int, uint, float or bool arrays).")
     return Feature(dtype=dtype.name, shape=shape, encoding="raw")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _load(path: str) -> dict[str, Any]:
+    """The arrays of one ``.npz`` (read whole) or ``.npy`` (memory-mapped), by feature name.
+
+    Raises:
+        UserError: The file is empty, truncated, corrupt, or holds Python objects.
+    """
+    kind = "an .npz archive" if path.endswith(".npz") else "an .npy file"
+    try:
+        if path.endswith(".npz"):
+            with np.load(path) as archive:
+                return {name: archive[name] for name in archive.files}
+        return {Path(path).stem: np.load(path, mmap_mode="r")}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        reason = _first_line(error)
+        if "allow_pickle" in reason:
+            reason = "it holds Python objects (object dtype), which tfkit does not unpickle"
+        raise UserError(
+            f"'{path}' cannot be read as {kind} ({reason}); expected arrays of numbers saved with numpy "
+            "(np.save/np.savez). Save the data again."
+        ) from None
 
 
 class ArraySource:
@@ -43,11 +78,13 @@ class ArraySource:
         arrays = self.arrays()
         if names:
             self._arrays = arrays = select_features(arrays, names, where=self.describe())
+        if not arrays:
+            raise UserError(f"{self.describe()} holds no arrays; expected one array of examples per feature.")
         lengths = {name: len(array) for name, array in arrays.items()}
         if len(set(lengths.values())) > 1:
             raise UserError(
-                f"the arrays of {self.describe()} have different lengths ({lengths}); expected one example per row "
-                "in every array."
+                f"the arrays of {self.describe()} have different numbers of rows ({lengths}); expected one example "
+                "per row in every array. Pick the ones that belong together with --features."
             )
         self.label = pick_label(list(arrays), label)
         self.features = {name: _array_feature(name, array, label=self.label) for name, array in arrays.items()}
@@ -58,11 +95,7 @@ class ArraySource:
         if self._arrays is None:
             arrays: dict[str, Any] = {}
             for path in self.paths:
-                if path.endswith(".npz"):
-                    with np.load(path) as archive:
-                        arrays.update({name: archive[name] for name in archive.files})
-                else:
-                    arrays[Path(path).stem] = np.load(path, mmap_mode="r")
+                arrays.update(_load(path))
             self._arrays = arrays
         return self._arrays
 
@@ -109,7 +142,13 @@ class HDF5Source(ArraySource):
         if self._arrays is None:
             import h5py  # an optional dependency: tfkit[hdf5]
 
-            handle = h5py.File(self.paths[0], "r")
+            try:
+                handle = h5py.File(self.paths[0], "r")
+            except OSError as error:
+                raise UserError(
+                    f"HDF5 file '{self.paths[0]}' cannot be read ({_first_line(error)}); expected an intact HDF5 "
+                    "file. Write or copy it again."
+                ) from None
             found: dict[str, Any] = {}
 
             def visit(name: str, item: Any) -> None:  # a callback that returned a value would stop the walk
@@ -119,6 +158,7 @@ class HDF5Source(ArraySource):
             handle.visititems(visit)
             if not found:
                 raise UserError(f"HDF5 file '{self.paths[0]}' holds no datasets; expected arrays of examples.")
-            leading = max((len(item) for item in found.values() if item.shape), default=0)
-            self._arrays = {name: item for name, item in found.items() if item.shape and len(item) == leading}
+            # Scalar datasets are attributes of the file, not examples; every other one must have a row per example
+            # (ArraySource checks that, naming the lengths).
+            self._arrays = {name: item for name, item in found.items() if item.shape}
         return self._arrays

@@ -1,0 +1,217 @@
+"""Whether a split's records are what its schema says, checked when training starts, before anything is written.
+
+The schema is checked against the files (every shard it lists exists, its counts add up) and against the first
+records (every feature is there with the bytes its dtype and shape need, labels are class numbers, floats are finite).
+NaN/inf values are refused from the counts ``records write`` keeps in the schema, which cover every record; for data
+written elsewhere (no counts) the first records are checked instead. Each refusal is one line naming the file, the
+record and the fix.
+
+Labels past the first records are checked in the graph by ``assert_labels``: its failure is a
+``tf.errors.InvalidArgumentError`` whose message starts with ``tfkit-data:`` (``LABEL_ERROR_PREFIX``), which the
+trainer reports as one line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfkit.config import DataConfig
+from tfkit.errors import UserError
+from tfkit.records import Feature, Schema, files, parse, read_records
+from tfkit.records.verification import count_nonfinite
+
+FIRST_RECORDS = 1024  # records read at start: a few batches, read in well under a second
+LABEL_ERROR_PREFIX = "tfkit-data:"
+
+
+def check_split(
+    source: str | Sequence[str], schema: Schema, config: DataConfig, *, num_classes: int | None = None
+) -> None:
+    """Checks a split's schema against its files and first records, and its NaN/inf counts against the config.
+
+    Args:
+        source: The split's folder or glob, as configured (for messages).
+        schema: Its schema (with ``data.skip_corrupt``, the one that reads repaired copies).
+        config: The ``data`` section.
+        num_classes: The model's classes when labels are class numbers; None takes the schema's, if any.
+
+    Raises:
+        UserError: One line naming the file, the record and the fix.
+    """
+    check_shards(source, schema)
+    check_nonfinite(source, schema, config)
+    check_first_records(source, schema, config, num_classes=num_classes)
+
+
+def check_shards(source: str | Sequence[str], schema: Schema) -> None:
+    """Checks that every shard the schema lists exists and that its record counts add up.
+
+    Raises:
+        UserError: A missing shard, or a total that is not the sum of the shards' counts.
+    """
+    if not schema.shards:
+        raise UserError(f"the schema of '{source}' lists no shards; expected at least one. Write the data again.")
+    total = sum(shard.records for shard in schema.shards)
+    if total != schema.records:
+        raise UserError(
+            f"the schema of '{source}' says {schema.records} records, and its shards add up to {total}; expected "
+            "the same count. Fix schema.json or write the data again (python -m tfkit.records write)."
+        )
+    for path in schema.files(source):
+        if not files.exists(path):
+            raise UserError(
+                f"shard '{path}' is listed in the schema of '{source}' and does not exist; expected every listed "
+                "shard. Restore it, fix schema.json's shard list, or write the data again."
+            )
+
+
+def check_nonfinite(source: str | Sequence[str], schema: Schema, config: DataConfig) -> None:
+    """Refuses float features whose schema counts NaN/inf values, unless ``data.allow_nonfinite``.
+
+    Raises:
+        UserError: The feature, the count and the first record.
+    """
+    if config.allow_nonfinite:
+        return
+    for name in _used(schema, config):
+        counted = schema.features[name].nonfinite
+        if counted is not None and counted.count:
+            raise UserError(_nonfinite_message(source, name, counted.count, f"record {counted.first_record}"))
+
+
+def check_first_records(
+    source: str | Sequence[str],
+    schema: Schema,
+    config: DataConfig,
+    *,
+    num_classes: int | None = None,
+    limit: int = FIRST_RECORDS,
+) -> None:
+    """Decodes the first ``limit`` records without TensorFlow and checks them against the schema.
+
+    Every feature must be present with the size its dtype and shape need; labels stored as integers must lie in
+    ``[0, num_classes)``; float features the schema has no counts for must be finite (unless
+    ``data.allow_nonfinite``). A shard read to its end must hold the records the schema says.
+
+    Raises:
+        UserError: Naming the shard file, the record in it, and the fix.
+    """
+    label = schema.features.get(config.label)
+    classes = num_classes or (label.num_classes if label is not None else None)
+    uncounted = {
+        name: schema.features[name]
+        for name in _used(schema, config)
+        if schema.features[name].is_float and schema.features[name].nonfinite is None
+    }
+    seen = 0
+    for shard, path in zip(schema.shards, schema.files(source), strict=True):
+        index, intact = -1, True
+        for index, serialized in _intact_records(path, schema.compression):
+            if serialized is None:
+                intact = False
+                break
+            if seen >= limit:
+                return
+            seen += 1
+            where = f"'{path}' record {index}"
+            values = parse(serialized)
+            for name, feature in schema.features.items():
+                _check_value(where, name, feature, values.get(name))
+            if label is not None and config.label in values:
+                _check_labels(where, config.label, label, values[config.label], classes)
+            if uncounted and not config.allow_nonfinite:
+                for name, count in count_nonfinite(values, uncounted).items():
+                    raise UserError(_nonfinite_message(source, name, count, where))
+        if intact and index + 1 != shard.records:
+            raise UserError(
+                f"shard '{path}' holds {index + 1} records; the schema of '{source}' says {shard.records}. Fix "
+                "schema.json's counts or write the data again (python -m tfkit.records write)."
+            )
+
+
+def _intact_records(path: str, compression: str | None) -> Iterator[tuple[int, bytes | None]]:
+    """Yields ``(index, record)`` for each record before the first corrupt one, then a last ``(index, None)``.
+
+    Corruption is not this module's question: the reader stops naming the shard, or skips it with
+    ``data.skip_corrupt``, and ``records verify`` lists it.
+    """
+    index = 0
+    try:
+        for index, serialized in enumerate(read_records(path, compression)):
+            yield index, serialized
+    except UserError:
+        yield index, None
+
+
+def assert_labels(labels: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """Returns ``labels``, failing in the graph when one is negative or not below ``num_classes``.
+
+    The failure is a ``tf.errors.InvalidArgumentError`` whose message starts with ``LABEL_ERROR_PREFIX``.
+    """
+    message = (
+        f"{LABEL_ERROR_PREFIX} a label lies outside [0, {num_classes}); expected class numbers 0 to "
+        f"{num_classes - 1}. Fix the labels, or set model.num_classes."
+    )
+    with tf.control_dependencies(
+        [
+            tf.debugging.assert_non_negative(labels, message=message),
+            tf.debugging.assert_less(labels, tf.cast(num_classes, labels.dtype), message=message),
+        ]
+    ):
+        return tf.identity(labels)
+
+
+def _used(schema: Schema, config: DataConfig) -> list[str]:
+    return [name for name in dict.fromkeys((config.features, config.label)) if name in schema.features]
+
+
+def _nonfinite_message(source: str | Sequence[str], name: str, count: int, first: str) -> str:
+    return (
+        f"feature '{name}' of '{source}' holds {count} NaN/inf value(s), the first in {first}; expected finite "
+        f"numbers. Clean the data (python -m tfkit.records verify {source} names every such record), or set "
+        "data.allow_nonfinite: true to train on them."
+    )
+
+
+def _check_value(where: str, name: str, feature: Feature, value: list | None) -> None:
+    fix = "Fix schema.json or write the data again (python -m tfkit.records write)."
+    if value is None:
+        raise UserError(f"{where} lacks feature '{name}', which its schema lists; expected every feature. {fix}")
+    if feature.encoding == "int64":
+        expected = math.prod(feature.shape)
+        if len(value) != expected or (value and not isinstance(value[0], int)):
+            raise UserError(
+                f"{where}: feature '{name}' holds {len(value)} value(s); the schema says {expected} integers "
+                f"({feature.dtype} {list(feature.shape)}). {fix}"
+            )
+        return
+    if len(value) != 1 or not isinstance(value[0], bytes):
+        raise UserError(
+            f"{where}: feature '{name}' holds {len(value)} value(s) of another kind; the schema says one "
+            f"{feature.encoding} bytes value. {fix}"
+        )
+    if feature.encoding == "raw" and feature.example_bytes and len(value[0]) != feature.example_bytes:
+        raise UserError(
+            f"{where}: feature '{name}' holds {len(value[0])} bytes; the schema says {feature.dtype} "
+            f"{list(feature.shape)}, {feature.example_bytes} bytes. {fix}"
+        )
+
+
+def _check_labels(where: str, name: str, feature: Feature, value: list, classes: int | None) -> None:
+    if feature.encoding == "int64":
+        labels = np.asarray(value, dtype=np.int64)
+    elif feature.encoding == "raw" and np.dtype(feature.dtype).kind in "iu":
+        labels = np.frombuffer(value[0], dtype=feature.dtype)
+    else:
+        return  # float targets (regression) and images have no class range
+    outside = labels[(labels < 0) | (labels >= classes)] if classes else labels[labels < 0]
+    if len(outside):
+        expected = f"[0, {classes})" if classes else "class numbers from 0"
+        raise UserError(
+            f"{where}: label '{name}' is {int(outside[0])}; expected {expected}. Fix the labels, or set "
+            "model.num_classes to the number of classes."
+        )
