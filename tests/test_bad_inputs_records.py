@@ -300,7 +300,7 @@ EXPECTED = {
     "bad_shard_size": "--shard_size",
     "missing_source": "source 'nothing.npz' does not exist",
     "inspect_missing_folder": "does not exist",
-    "inspect_folder_without_schema": "has no schema.json",
+    "inspect_folder_without_schema": "holds no record files",
     "inspect_malformed_schema": "is malformed",
     "inspect_unknown_encoding": "has encoding 'float_list'",
     "inspect_schema_lists_a_feature_the_records_lack": "feature 'mask' holds 0 value(s)",
@@ -308,7 +308,7 @@ EXPECTED = {
     "inspect_corrupt_first_record": "corrupt data: train-00000-of-00010.tfrecord: record 0",
     "verify_missing_folder": "does not exist",
     "verify_malformed_schema": "is malformed",
-    "verify_a_file": "has no schema.json",
+    "verify_a_file": "is not a TFRecord file",
 }
 
 

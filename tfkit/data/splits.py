@@ -93,8 +93,10 @@ def load_schema(
     check_shards(where, schema)
     if config.skip_corrupt:
         schema = _skip_corrupt(source, schema)
-    conformance.check_sample(schema, source, names=names)  # after skip_corrupt: it reads the repaired copies
-    check_split(source, schema, config, num_classes=num_classes)  # NaN/inf, labels and sizes of the first records
+    # After skip_corrupt, both read the repaired copies: the first records' sizes, labels and NaN/inf, then the kinds
+    # of the features the run uses in a sample of every shard.
+    check_split(source, schema, config, num_classes=num_classes)
+    conformance.check_sample(schema, source, names=names)
     if config.image_size:
         features = dict(schema.features)
         for name, feature in features.items():
