@@ -62,6 +62,7 @@ def trainer(
         },
         batch=split.pair,
         learning_rate_scale=built.schedule.scale,
+        average=built.average,
     )
     evaluate = None
     if config.data.eval and eval_schema is not None:
