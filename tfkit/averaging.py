@@ -35,8 +35,8 @@ class WeightAverage:
     def swap(self) -> None:
         """Exchanges every weight with its average (twice is the identity)."""
         for weight, average in zip(self.weights, self.averages, strict=True):
-            held = tf.identity(weight.read_value())
-            weight.assign(average.read_value())
+            held = tf.identity(tf.convert_to_tensor(weight))
+            weight.assign(tf.convert_to_tensor(average))
             average.assign(held)
         self.swapped.assign(1 - self.swapped)
 

@@ -4,10 +4,11 @@ The training step sums per-example losses times each example's weight and divide
 must not be reduced over the batch here: Keras losses are built with ``reduction=None``. Losses over extra axes
 (pixels of a mask, outputs of a regression) are averaged per example.
 
-Labels are given as the data stores them. A categorical loss (``categorical_crossentropy``, its focal and
-generalised forms, ``kl_divergence``) takes integer class ids one-hot encoded, or one-hot or soft labels as they are;
-``sparse_categorical_crossentropy`` takes class ids, and soft labels through the categorical loss (the same value for
-one-hot labels); every other loss takes the labels in the outputs' shape.
+Labels are given as the data stores them. A categorical loss (``categorical_crossentropy``, its focal form,
+``kl_divergence``, ``categorical_hinge``) takes integer class ids one-hot encoded, or one-hot or soft labels as they
+are; ``sparse_categorical_crossentropy`` takes class ids, and soft labels through the categorical loss (the same value
+for one-hot labels); ``categorical_generalized_cross_entropy`` takes class ids (the largest of one-hot rows); every
+other loss takes the labels in the outputs' shape.
 
 User code (``module:function`` or ``file.py:function``) is called as ``function(labels, outputs)`` with the labels as
 stored and the model's float32 outputs (logits with the built-in heads), and returns one loss per example (or per
@@ -30,8 +31,8 @@ from tfkit.errors import UserError
 PerExampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 TaskKind = Literal["multiclass", "binary", "regression"]
 
-_CATEGORICAL = ("categorical_crossentropy", "categorical_focal_crossentropy", "categorical_generalized_cross_entropy")
-_CLASS_LABELS = (*_CATEGORICAL, "kl_divergence", "categorical_hinge")
+_CLASS_LABELS = ("categorical_crossentropy", "categorical_focal_crossentropy", "kl_divergence", "categorical_hinge")
+_CLASS_IDS = ("sparse_categorical_crossentropy", "categorical_generalized_cross_entropy")
 _BINARY = ("binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge")
 
 
@@ -49,7 +50,7 @@ def task_kind(spec: str | Mapping[str, Any], *, num_classes: int) -> TaskKind:
     User code is taken as a classifier with more than one output, and as binary with one.
     """
     name, _ = spec_parts(spec)
-    if name in _CLASS_LABELS or name == "sparse_categorical_crossentropy":
+    if name in _CLASS_LABELS or name in _CLASS_IDS:
         return "multiclass"
     if name in _BINARY:
         return "binary"
@@ -150,6 +151,8 @@ def _keras_loss(name: str, arguments: dict[str, Any], *, from_logits: bool) -> P
             return loss_object(labels, outputs)
 
         return sparse
+    if name == "categorical_generalized_cross_entropy":
+        return lambda labels, outputs: loss_object(class_ids(labels, outputs), outputs)
     # Masks and regression targets: the labels in the outputs' shape.
     return lambda labels, outputs: loss_object(tf.reshape(tf.cast(labels, outputs.dtype), tf.shape(outputs)), outputs)
 

@@ -33,8 +33,6 @@ KERAS_LOSSES: dict[str, str] = {
     "mean_squared_logarithmic_error": "MeanSquaredLogarithmicError",
     "mse": "MeanSquaredError",
     "mae": "MeanAbsoluteError",
-    "dice": "Dice",
-    "tversky": "Tversky",
 }
 
 
