@@ -9,7 +9,7 @@ import tensorflow as tf
 from conftest import DIGITS_CONFIG, read_scalars
 
 import tfkit.train
-from tfkit import distribute, losses, loop, optimizers
+from tfkit import distribute, loop, losses, optimizers
 from tfkit.config import DistributeConfig
 
 FIRST_STEPS = 20

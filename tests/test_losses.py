@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfkit import distribute, losses, loop
+from tfkit import distribute, loop, losses
 from tfkit.config import DistributeConfig
 from tfkit.config.checks import KERAS_LOSSES
 from tfkit.errors import UserError

@@ -93,7 +93,7 @@ def test_a_missing_or_mismatched_weights_file_is_one_line_naming_the_layers(tmp_
     assert message.startswith(f"config key 'model.backbone_weights': '{other}' does not match model 'MobileNetV3Small'")
     assert "expanded_conv_3_project" in message  # the first layer whose shapes differ
     missing = ModelConfig(backbone="MobileNetV3Small", backbone_weights=str(tmp_path / "absent.h5"))
-    with pytest.raises(UserError, match="'model.backbone_weights': '.*absent.h5' does not exist; expected a local"):
+    with pytest.raises(UserError, match=r"'model.backbone_weights': '.*absent.h5' does not exist; expected a local"):
         models.build(missing, input_shape=(32, 32, 3), num_classes=5)
 
 
