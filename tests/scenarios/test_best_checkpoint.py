@@ -10,7 +10,7 @@ import csv
 
 import pytest
 import tensorflow as tf
-from conftest import REPO
+from conftest import DIGITS_CONFIG, REPO
 
 import tfkit.train
 
@@ -58,3 +58,13 @@ def test_val_loss_keeps_its_lowest_epoch(tmp_path):
     tfkit.train.run(SEGMENTATION, workdir=run, overrides=[f"train.epochs={EPOCHS}", "checkpoint.monitor=val_loss"])
     lowest = min(history(run), key=lambda row: float(row["val_loss"]))
     assert best_step(run) == (int(lowest["step"]), pytest.approx(float(lowest["val_loss"])))
+
+
+@pytest.mark.slow
+def test_val_auc_keeps_its_highest_epoch(tmp_path):
+    run = tmp_path / "run"
+    overrides = [f"train.epochs={EPOCHS}", "task.metrics=[accuracy, auc]", "checkpoint.monitor=val_auc"]
+    summary = tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=overrides)
+    assert summary["best"]["mode"] == "max"  # from the registry, without checkpoint.monitor_mode
+    highest = max(history(run), key=lambda row: float(row["val_auc"]))
+    assert best_step(run) == (int(highest["step"]), pytest.approx(float(highest["val_auc"])))
