@@ -54,7 +54,7 @@ def trainer(
         directory=work.checkpoints,
         keep=config.checkpoint.keep,
         identity={
-            "model": config.model.name,
+            "model": config.model.backbone or config.model.name,  # a run of another backbone is refused
             "input_shape": list(train_schema.features[config.data.features].shape),
             "num_classes": num_classes,
             "global_batch_size": run_plan.global_batch_size,
