@@ -1,8 +1,10 @@
 """tfkit's training loop against Keras ``model.fit`` and a minimal hand-written loop, in one process.
 
-All three train the same digits CNN (the embedded default's model), from identical initial weights, on the same
-in-memory batches of the bundled digits, with the same global batch and the same optimizer steps per
-``tf.function`` call:
+All three train the same model from identical initial weights, on the same in-memory batches, with the same global
+batch and the same optimizer steps per ``tf.function`` call. The model is either the digits CNN (the embedded
+default's model) on the bundled digits (``--model digits``), or a realistic fine-tuning model (``--model backbone``):
+``keras.applications.EfficientNetV2B0`` without its top plus tfkit's head, built by ``tfkit.models`` from
+``model.backbone``, all of it trained, on random 64x64 images of 10 classes (nothing can be downloaded):
 
 - ``tfkit``: tfkit's compiled step, under the strategy ``python -m tfkit.train`` picks on a CPU, with its accuracy
   metric and weighted loss;
@@ -13,7 +15,8 @@ in-memory batches of the bundled digits, with the same global batch and the same
 After one warm-up round each (tracing), the three alternate for ``--repeats`` rounds of ``--steps`` steps each, so
 the machine's noise falls on all of them alike. The last line is JSON.
 
-    python benchmarks/loop_vs_fit.py [--batch 64] [--steps_per_execution 16] [--steps 480] [--repeats 7]
+    python benchmarks/loop_vs_fit.py [--batch 64] [--steps_per_execution 16] [--steps 480] [--repeats 9]
+    python benchmarks/loop_vs_fit.py --model backbone --batch 32 --steps_per_execution 4 --steps 24 --repeats 5
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkit import distribute, loop, models, records
-from tfkit.config import DataConfig, DistributeConfig
+from tfkit import distribute, loop, losses, metric_builder, models, records
+from tfkit.config import DataConfig, DistributeConfig, ModelConfig
 from tfkit.data import dataset_fn
 
 DIGITS = Path(__file__).resolve().parents[1] / "tfrecords" / "digits" / "train"
@@ -53,6 +56,12 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return x.numpy(), y.numpy()
 
 
+def backbone_arrays(size: int = 64, examples: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Random images on the 0-255 scale, as the backbone expects, and 10 classes."""
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 255, (examples, size, size, 3)).astype(np.float32), rng.integers(0, 10, examples)
+
+
 def batches(x: np.ndarray, y: np.ndarray, batch: int) -> tf.data.Dataset:
     """Endless static batches of (features, labels, weights), prefetched."""
     weights = np.ones(len(y), np.float32)
@@ -60,8 +69,13 @@ def batches(x: np.ndarray, y: np.ndarray, batch: int) -> tf.data.Dataset:
     return dataset.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
+MODEL = "digits"
+
+
 def fresh_model(input_shape: tuple[int, ...]) -> keras.Model:
     keras.utils.set_random_seed(0)
+    if MODEL == "backbone":
+        return models.build(ModelConfig(backbone="EfficientNetV2B0"), input_shape=input_shape, num_classes=10)
     return models.digits_cnn(input_shape=input_shape, num_classes=10)
 
 
@@ -71,12 +85,14 @@ def tfkit_runner(x, y, batch, steps_per_execution):
         model = fresh_model(x.shape[1:])
         optimizer = keras.optimizers.Adam(1e-3)
         optimizer.build(model.trainable_variables)
-        metrics = loop.make_metrics(("accuracy",), loss="sparse_categorical_crossentropy", from_logits=True)
+        metrics = metric_builder.make_metrics(
+            ("accuracy",), loss="sparse_categorical_crossentropy", from_logits=True, num_classes=10
+        )
     train = loop.make_train_function(
         strategy=strategy,
         model=model,
         optimizer=optimizer,
-        loss_fn=loop.per_example_loss("sparse_categorical_crossentropy", from_logits=True),
+        loss_fn=losses.per_example_loss("sparse_categorical_crossentropy", from_logits=True),
         metrics=metrics,
         settings=loop.StepSettings(global_batch_size=batch),
     )
@@ -139,12 +155,15 @@ def limit_runner(x, y, batch, steps_per_execution):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["digits", "backbone"], default="digits")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps_per_execution", type=int, default=16)
     parser.add_argument("--steps", type=int, default=480, help="optimizer steps per timed round")
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
-    x, y = digits_arrays()
+    global MODEL
+    MODEL = args.model
+    x, y = digits_arrays() if args.model == "digits" else backbone_arrays()
     runners = {
         name: make(x, y, args.batch, args.steps_per_execution)
         for name, make in (("tfkit", tfkit_runner), ("fit", fit_runner), ("limit", limit_runner))
@@ -170,6 +189,7 @@ def main() -> None:
         "limit_steps_per_s": round(rates["limit"], 1),
         "ratio_vs_fit": round(rates["tfkit"] / rates["fit"], 3),
         "ratio_vs_limit": round(rates["tfkit"] / rates["limit"], 3),
+        "model": args.model,
         "batch": args.batch,
         "steps_per_execution": args.steps_per_execution,
     }

@@ -108,7 +108,11 @@ def test_sections_built_in_python_resolve_text_too():
     ("text", "overrides", "expected"),
     [
         (MINIMAL + "optimiser: {name: adam}\n", [], "config key 'optimiser' is unknown; expected one of:"),
-        (MINIMAL, ["train.epoch=3"], "config key 'train.epoch' is unknown; expected one of: clip_norm, epochs"),
+        (
+            MINIMAL,
+            ["train.epoch=3"],
+            "config key 'train.epoch' is unknown; expected one of: clip_norm, early_stopping_patience, ema_decay, ep",
+        ),
         (MINIMAL, ["train.epochs=ten"], "config key 'train.epochs': received 'ten' (str); expected an integer."),
         (MINIMAL, ["train.jit_compile=1"], "config key 'train.jit_compile': received 1 (int); expected true or false"),
         (MINIMAL, ["optimizer.scaling=cubic"], "config key 'optimizer.scaling': received 'cubic'; expected one of "),

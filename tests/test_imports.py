@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import configparser
 import subprocess
 import sys
 from pathlib import Path
@@ -112,7 +113,8 @@ def test_light_modules_load_no_tensorflow(module):
 
 
 def test_every_package_folder_ships_in_the_wheel():
-    listed = next(line for line in (REPO / "setup.cfg").read_text().splitlines() if line.startswith("packages ="))
-    shipped = {name.strip() for name in listed.partition("=")[2].split(",")}
+    options = configparser.ConfigParser()
+    options.read(REPO / "setup.cfg")
+    shipped = {name.strip() for name in options["options"]["packages"].replace(",", "\n").split() if name.strip()}
     packages = {module_name(path.parent / "__init__.py") for path in PACKAGE.rglob("__init__.py")}
     assert packages <= shipped, f"add {sorted(packages - shipped)} to setup.cfg's packages"

@@ -9,7 +9,7 @@ import tensorflow as tf
 from conftest import DIGITS_CONFIG, read_scalars
 
 import tfkit.train
-from tfkit import distribute, loop, optimizers
+from tfkit import distribute, loop, losses, optimizers
 from tfkit.config import DistributeConfig
 
 FIRST_STEPS = 20
@@ -52,7 +52,7 @@ def test_clipping_applies_to_the_global_gradient_not_each_replicas_share():
         optimizer = keras.optimizers.SGD(learning_rate=1.0)
         optimizer.build(model.trainable_variables)
     before = [v.numpy() for v in model.trainable_variables]
-    loss_fn = loop.per_example_loss("sparse_categorical_crossentropy", from_logits=True)
+    loss_fn = losses.per_example_loss("sparse_categorical_crossentropy", from_logits=True)
 
     # The reference: the gradient of the mean loss over all 8 examples on one device, clipped to clip_norm.
     with tf.GradientTape() as tape:

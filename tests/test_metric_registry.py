@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import tensorflow as tf
 
-from tfkit import loop, metric_registry
+from tfkit import metric_builder, metric_registry
 
 
 @pytest.mark.parametrize(
@@ -43,13 +43,22 @@ def test_only_image_metrics_need_a_data_range():
     assert needing == {"psnr", "ssim"}
 
 
-def test_make_metrics_builds_every_built_in_name_and_refuses_the_others():
+def test_make_metrics_builds_every_name_the_registry_accepts():
     assert metric_registry.BUILT_IN == ("accuracy", "mae", "mse", "rmse", "iou", "dice", "psnr", "ssim")
-    built = loop.make_metrics(metric_registry.BUILT_IN, loss="binary_crossentropy", from_logits=True, data_range="0-1")
-    assert list(built) == list(metric_registry.BUILT_IN)
+    names = list(metric_registry.BUILDABLE)
+    # The four "at" metrics need their operating point; the others build from their name alone.
+    points = {
+        "precision_at_recall": "recall",
+        "recall_at_precision": "precision",
+        "sensitivity_at_specificity": "specificity",
+        "specificity_at_sensitivity": "sensitivity",
+    }
+    specs = tuple({"name": name, points[name]: 0.5} if name in points else name for name in names)
+    built = metric_builder.make_metrics(
+        specs, loss="binary_crossentropy", from_logits=True, num_classes=1, data_range="0-1"
+    )
+    assert list(built) == names
     assert all(metric.name == name for name, metric in built.items())
     labels = tf.constant([[[[1.0]]], [[[0.0]]]])
     built["iou"].update_state(labels, tf.constant([[[[3.0]]], [[[-3.0]]]]))
     assert float(built["iou"].result()) == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="make_metrics received 'auc'; expected some of accuracy"):
-        loop.make_metrics(("auc",), loss="binary_crossentropy", from_logits=True)

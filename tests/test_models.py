@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 from conftest import DIGITS_CONFIG, read_scalars
 
 import tfkit.train
-from tfkit import export, records
+from tfkit import export, models, records
+from tfkit.config import ModelConfig
+from tfkit.errors import UserError
+from tfkit.models.backbones import BackbonePreprocessing
 
 
 def test_weights_from_a_local_file_start_where_they_left_off(tmp_path):
@@ -54,3 +58,50 @@ def test_a_keras_application_by_name_trains(tmp_path):
     )
     assert (summary["status"], summary["steps"]) == ("completed", 6)
     assert np.isfinite(summary["metrics"]["loss"])
+
+
+def notop(folder, name, **options):
+    """A randomly initialised notop backbone saved as a Keras .weights.h5 file, since nothing can be downloaded."""
+    backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3), **options)
+    path = folder / name
+    backbone.save_weights(path)
+    return backbone, path
+
+
+def test_a_backbone_loads_exactly_the_weights_of_a_local_notop_file_and_gets_tfkits_head(tmp_path):
+    saved, path = notop(tmp_path, "notop.weights.h5")
+    config = ModelConfig(backbone="MobileNetV3Small", backbone_weights=str(path), head_pooling="max", head_dropout=0.3)
+    model = models.build(config, input_shape=(32, 32, 3), num_classes=5)
+    backbone = models.backbone_of(model)
+    assert len(backbone.weights) == len(saved.weights) > 100
+    for mine, theirs in zip(backbone.weights, saved.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())  # BatchNorm statistics too
+    names = [layer.name for layer in model.layers]
+    assert names[-3:] == ["head_pooling", "head_dropout", "logits"]
+    assert isinstance(model.get_layer("head_pooling"), keras.layers.GlobalMaxPooling2D)
+    outputs = model(np.zeros((2, 32, 32, 3), np.float32))
+    assert (tuple(outputs.shape), outputs.dtype) == ((2, 5), "float32")
+
+
+def test_a_missing_or_mismatched_weights_file_is_one_line_naming_the_layers(tmp_path):
+    _, other = notop(tmp_path, "narrow.weights.h5", alpha=0.75)
+    config = ModelConfig(backbone="MobileNetV3Small", backbone_weights=str(other))
+    with pytest.raises(UserError) as raised:
+        models.build(config, input_shape=(32, 32, 3), num_classes=5)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"config key 'model.backbone_weights': '{other}' does not match model 'MobileNetV3Small'")
+    assert "expanded_conv_3_project" in message  # the first layer whose shapes differ
+    missing = ModelConfig(backbone="MobileNetV3Small", backbone_weights=str(tmp_path / "absent.h5"))
+    with pytest.raises(UserError, match=r"'model.backbone_weights': '.*absent.h5' does not exist; expected a local"):
+        models.build(missing, input_shape=(32, 32, 3), num_classes=5)
+
+
+def test_the_backbones_own_preprocessing_runs_inside_the_model():
+    images = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
+    resnet = BackbonePreprocessing("resnet")(images)
+    np.testing.assert_allclose(resnet, keras.applications.resnet.preprocess_input(images.copy()), rtol=1e-6)
+    # EfficientNetV2 rescales inside the network: its preprocess_input passes pixels through.
+    np.testing.assert_array_equal(BackbonePreprocessing("efficientnet_v2")(images), images)
+    restored = BackbonePreprocessing.from_config(BackbonePreprocessing("resnet").get_config())
+    assert restored.family == "resnet"

@@ -25,6 +25,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from tfkit.averaging import WeightAverage, in_place
 from tfkit.errors import UserError
 
 RUN_FILE = "run.json"
@@ -46,6 +47,8 @@ class RunState:
         batch: The batch settings in force, (per-replica batch, accumulation steps). Their product with the
             replicas is the global batch, which must not change; the split may (another machine, an OOM retry).
         learning_rate_scale: The multiplier of the learning rate that the NaN guard and the plateau schedule lower.
+        average: The moving average of the weights (``train.ema_decay``), or None. Each checkpoint's ``model`` then
+            holds the average and the optimizer's slots the weights training continues from (see tfkit.averaging).
     """
 
     def __init__(
@@ -59,8 +62,10 @@ class RunState:
         identity: dict[str, Any],
         batch: tuple[int, int],
         learning_rate_scale: tf.Variable,
+        average: WeightAverage | None = None,
     ) -> None:
         self.directory = directory
+        self.average = average
         self.identity = identity
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
@@ -83,6 +88,7 @@ class RunState:
             batch=self.batch,
             plateau_wait=self.plateau_wait,
             learning_rate_scale=learning_rate_scale,
+            **({"ema_swapped": average.swapped} if average is not None else {}),
         )
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
 
@@ -101,6 +107,7 @@ class RunState:
         self._check_identity()
         # assert_existing_objects_matched: every variable of this model and optimizer must come from the file.
         self.checkpoint.restore(latest).assert_existing_objects_matched()
+        self._swap_back_average()
         best_step = int(self.best_step.numpy())
         if best_step >= 0 and _latest_name(self.directory / BEST) != f"ckpt-{best_step}":
             # Killed between the regular save and keeping it as the best: keep it now, while it still exists.
@@ -138,9 +145,19 @@ class RunState:
         if not (self.directory / RUN_FILE).exists():
             self.directory.mkdir(parents=True, exist_ok=True)
             _atomic_write(self.directory / RUN_FILE, json.dumps(self.identity, indent=2) + "\n")
-        prefix = self.manager.save(checkpoint_number=step)
+        prefix = self._save_with_average(step)
         if best is not None:
             _keep(prefix, self.directory / BEST)
+
+    def _save_with_average(self, step: int) -> str:
+        """Saves with the moving average in the model's place (and the weights in its slots), then swaps back."""
+        with in_place(self.average):
+            return self.manager.save(checkpoint_number=step)
+
+    def _swap_back_average(self) -> None:
+        """After a restore: the weights training continues from go back into the model."""
+        if self.average is not None and int(self.average.swapped.numpy()) == 1:
+            self.average.swap()
 
     def best_record(self, *, monitor: str, mode: str) -> dict[str, Any]:
         """What ``summary.json`` says of the best checkpoint: its step, the monitor, its direction and its value."""

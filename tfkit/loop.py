@@ -5,7 +5,8 @@ shorter last call of an epoch does not retrace). Each optimizer step takes ``gra
 after the other, and sums their gradients. The loss of every example is divided by the **global** batch, so summing
 gradients over micro-batches and replicas gives the gradient of the global mean loss whatever the split.
 
-Checkpointing, logging and eval live in the Python outer loop, never in the step.
+Checkpointing, logging and eval live in the Python outer loop, never in the step. The loss and metrics come from
+``tfkit.losses`` and ``tfkit.metric_builder``.
 """
 
 from __future__ import annotations
@@ -16,74 +17,7 @@ from collections.abc import Callable, Iterator
 import keras
 import tensorflow as tf
 
-from tfkit import metric_registry
-from tfkit import metrics as image_metrics
-
-PerExampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
-
-
-def per_example_loss(name: str, *, from_logits: bool) -> PerExampleLoss:
-    """Returns a function from (labels, outputs) to one loss value per example, in float32.
-
-    Losses over extra axes (pixels of a mask, outputs of a regression) are averaged per example.
-    """
-
-    def reduce_to_examples(values: tf.Tensor) -> tf.Tensor:
-        values = tf.cast(values, tf.float32)
-        if values.shape.rank == 1:
-            return values  # already one value per example: no extra ops in the hot path
-        return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
-
-    def loss(labels: tf.Tensor, outputs: tf.Tensor) -> tf.Tensor:
-        if name == "sparse_categorical_crossentropy":
-            return reduce_to_examples(
-                keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=from_logits)
-            )
-        targets = tf.reshape(tf.cast(labels, outputs.dtype), tf.shape(outputs))  # masks and regression targets
-        if name == "binary_crossentropy":
-            values = keras.losses.binary_crossentropy(targets, outputs, from_logits=from_logits)
-        elif name == "mse":
-            values = keras.losses.mean_squared_error(targets, outputs)
-        else:
-            values = keras.losses.mean_absolute_error(targets, outputs)
-        return reduce_to_examples(values)
-
-    return loss
-
-
-def make_metrics(
-    names: tuple[str, ...], *, loss: str, from_logits: bool, data_range: str | None = None
-) -> dict[str, keras.metrics.Metric]:
-    """Creates Keras metric objects by name. Call it under the strategy's scope.
-
-    The names are those ``tfkit.metric_registry`` marks as built in. ``iou`` and ``dice`` threshold predicted masks
-    through ``tfkit.masks``; the registry's image metrics (``psnr``, ``ssim``) compare images in the declared
-    ``data_range``.
-
-    Raises:
-        ValueError: A name tfkit does not build (the config check refuses it first).
-    """
-    metrics: dict[str, keras.metrics.Metric] = {}
-    for name in names:
-        known = metric_registry.METRICS.get(name)
-        if known is not None and known.built_in and known.needs_data_range:
-            metrics[name] = image_metrics.ImageMetric(name, data_range=data_range or "0-1")
-        elif name in ("iou", "dice"):
-            metrics[name] = image_metrics.MaskOverlap(name, from_logits=from_logits)
-        elif name == "accuracy":
-            if loss == "sparse_categorical_crossentropy":
-                metrics[name] = keras.metrics.SparseCategoricalAccuracy(name=name)
-            else:
-                metrics[name] = keras.metrics.BinaryAccuracy(name=name, threshold=0.0 if from_logits else 0.5)
-        elif name == "mae":
-            metrics[name] = keras.metrics.MeanAbsoluteError(name=name)
-        elif name == "mse":
-            metrics[name] = keras.metrics.MeanSquaredError(name=name)
-        elif name == "rmse":
-            metrics[name] = keras.metrics.RootMeanSquaredError(name=name)
-        else:
-            raise ValueError(f"make_metrics received {name!r}; expected some of {', '.join(metric_registry.BUILT_IN)}.")
-    return metrics
+from tfkit.losses import PerExampleLoss
 
 
 @dataclasses.dataclass(frozen=True)

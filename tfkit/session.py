@@ -54,7 +54,7 @@ def trainer(
         directory=work.checkpoints,
         keep=config.checkpoint.keep,
         identity={
-            "model": config.model.name,
+            "model": config.model.backbone or config.model.name,  # a run of another backbone is refused
             "input_shape": list(train_schema.features[config.data.features].shape),
             "num_classes": num_classes,
             "global_batch_size": run_plan.global_batch_size,
@@ -62,6 +62,7 @@ def trainer(
         },
         batch=split.pair,
         learning_rate_scale=built.schedule.scale,
+        average=built.average,
     )
     evaluate = None
     if config.data.eval and eval_schema is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfkit import checkpoint, data, loop, plan, recovery, stopping
+from tfkit import averaging, checkpoint, data, loop, plan, recovery, stopping, switches
 from tfkit.batch import BatchSplit
 from tfkit.config import Config, monitored
 from tfkit.distribute import Selected
@@ -77,6 +77,7 @@ class Trainer:
         self.stop_reason: str | None = None
         self.stop_detail: str | None = None
         self.nan_retries = 0
+        self.early_stopped: dict[str, Any] | None = None
         self.preemption: Any = None
         self.watch = stopping.StopWatch(
             time_limit_seconds=config.train.time_limit,
@@ -126,7 +127,8 @@ class Trainer:
         split_changed = True
         if self.state.restore():
             self.step = int(self.state.step.numpy())
-            if previous and previous.get("status") == "completed" and self.step >= run_plan.total_steps:
+            finished = self.step >= run_plan.total_steps or bool((previous or {}).get("early_stopped"))
+            if previous and previous.get("status") == "completed" and finished:
                 report.say(
                     f"tfkit: this run already completed {self.step} steps in {work.root}; nothing to do "
                     "(--restart trains again)."
@@ -166,7 +168,7 @@ class Trainer:
         """Trains to the end or a stop; returns False after a recovery, to train again from the restored step."""
         try:
             for epoch in range(self.step // self.plan.steps_per_epoch, self.plan.epochs):
-                if not self._train_epoch(epoch) or self.stop_reason:
+                if not self._train_epoch(epoch) or self.stop_reason or self.early_stopped:
                     break
         except recovery.NonFinite as diverged:
             return not self._recover_nan(diverged)
@@ -184,6 +186,7 @@ class Trainer:
         if position == 0:
             for metric in (parts.train_loss, *parts.train_metrics.values()):
                 metric.reset_state()
+        self._freeze_backbone(epoch, position=position)
         iterator = iter(
             self.strategy.distribute_datasets_from_function(
                 data.dataset_fn(
@@ -254,7 +257,10 @@ class Trainer:
         parts = self.parts
         train_values = {"loss": float(parts.train_loss.result())}
         train_values.update({name: float(metric.result()) for name, metric in parts.train_metrics.items()})
-        eval_values = self.evaluate(per_replica_batch_size=self.plan.per_replica_batch_size) if self.evaluate else {}
+        with averaging.in_place(self.parts.average):  # eval measures the moving average, when there is one
+            eval_values = (
+                self.evaluate(per_replica_batch_size=self.plan.per_replica_batch_size) if self.evaluate else {}
+            )
         self.final = eval_values or train_values
         self.report.epoch(
             self.plan,
@@ -275,6 +281,26 @@ class Trainer:
         # and rewind() removes the rows, so they are never duplicated or lost.
         self._save(best=value if improved else None)
         self.stop_reason = self.stop_reason or self.watch.reason(step_before=self.step, step_after=self.step)
+        self._early_stop(epoch)
+
+    def _early_stop(self, epoch: int) -> None:
+        """Ends the run, as completed, once the monitored value has not improved for the patience in epochs."""
+        patience, best_step = self.config.train.early_stopping_patience, int(self.state.best_step.numpy())
+        waited = switches.epochs_without_improvement(
+            step=self.step, best_step=best_step, steps_per_epoch=self.plan.steps_per_epoch
+        )
+        if patience is not None and waited >= patience and epoch + 1 < self.plan.epochs:
+            self.early_stopped = {"epoch": epoch + 1, "best_step": best_step, "patience": patience}
+            self.report.say(
+                f"tfkit: {self.monitor} has not improved for {waited} epoch(s); stopping early "
+                f"(train.early_stopping_patience={patience}). checkpoints/best holds step {best_step}."
+            )
+
+    def _freeze_backbone(self, epoch: int, *, position: int) -> None:
+        """Freezes or unfreezes the backbone for this epoch (tfkit.switches); a change recompiles the step."""
+        changed = switches.freeze_backbone(self.config, self.parts, epoch=epoch, position=position, say=self.report.say)
+        if changed:
+            self.train_fn = self._train_function()  # the step's variables are the trainable ones
 
     def _plateau(self, improved: bool) -> None:
         """Reduce-LR-on-plateau: lowers the rate after ``plateau_patience`` epochs without a better monitored value."""
@@ -350,6 +376,8 @@ class Trainer:
         if "finder" in split:
             split_keys["batch_finder"] = split["finder"]
         extra: dict[str, Any] = {"best": self.state.best_record(monitor=self.monitor, mode=self.monitor_mode)}
+        if self.early_stopped:
+            extra["early_stopped"] = self.early_stopped
         if self.config.data.skip_corrupt:
             extra["skipped_records"] = skipped_records(self.train_schema, self.eval_schema)
         if self.stop_reason == "host_memory":

@@ -10,7 +10,7 @@ import csv
 
 import pytest
 import tensorflow as tf
-from conftest import REPO
+from conftest import DIGITS_CONFIG, REPO
 
 import tfkit.train
 
@@ -95,3 +95,13 @@ def test_a_kill_between_the_save_and_the_best_link_is_mended_on_resume(tmp_path)
     summary = tfkit.train.run(SEGMENTATION, workdir=run, overrides=["train.epochs=1", "checkpoint.monitor=loss"])
     assert summary["status"] == "completed"
     assert tf.train.latest_checkpoint(str(best_folder)).rsplit("/", 1)[1] == name
+
+
+@pytest.mark.slow
+def test_val_auc_keeps_its_highest_epoch(tmp_path):
+    run = tmp_path / "run"
+    overrides = [f"train.epochs={EPOCHS}", "task.metrics=[accuracy, auc]", "checkpoint.monitor=val_auc"]
+    summary = tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=overrides)
+    assert summary["best"]["mode"] == "max"  # from the registry, without checkpoint.monitor_mode
+    highest = max(history(run), key=lambda row: float(row["val_auc"]))
+    assert best_step(run) == (int(highest["step"]), pytest.approx(float(highest["val_auc"])))

@@ -11,6 +11,30 @@ from tfkit import metric_registry
 from tfkit.config.sections import Config
 from tfkit.errors import UserError
 
+# task.loss by name: the snake_case name of each keras.losses class tfkit builds (tfkit.losses), and the short names.
+KERAS_LOSSES: dict[str, str] = {
+    "binary_crossentropy": "BinaryCrossentropy",
+    "binary_focal_crossentropy": "BinaryFocalCrossentropy",
+    "categorical_crossentropy": "CategoricalCrossentropy",
+    "categorical_focal_crossentropy": "CategoricalFocalCrossentropy",
+    "categorical_generalized_cross_entropy": "CategoricalGeneralizedCrossEntropy",
+    "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
+    "categorical_hinge": "CategoricalHinge",
+    "hinge": "Hinge",
+    "squared_hinge": "SquaredHinge",
+    "huber": "Huber",
+    "log_cosh": "LogCosh",
+    "kl_divergence": "KLDivergence",
+    "poisson": "Poisson",
+    "cosine_similarity": "CosineSimilarity",
+    "mean_absolute_error": "MeanAbsoluteError",
+    "mean_absolute_percentage_error": "MeanAbsolutePercentageError",
+    "mean_squared_error": "MeanSquaredError",
+    "mean_squared_logarithmic_error": "MeanSquaredLogarithmicError",
+    "mse": "MeanSquaredError",
+    "mae": "MeanAbsoluteError",
+}
+
 
 def validate(config: Config) -> None:
     """Rejects values and combinations of keys that cannot hold together.
@@ -26,6 +50,8 @@ def validate(config: Config) -> None:
     check_memory(config)
     check_task(config)
     check_checkpoint(config)
+    check_model(config)
+    check_switches(config)
 
 
 def monitored(config: Config) -> tuple[str, str]:
@@ -147,19 +173,46 @@ def check_memory(config: Config) -> None:
 
 
 def check_task(config: Config) -> None:
-    """Metrics tfkit builds, and a data range for those that compare images."""
-    metrics = config.task.metrics
-    ranged = [name for name in metrics if (metric := metric_registry.lookup(name)) and metric.needs_data_range]
-    if ranged and config.task.data_range is None:
+    """A loss and metrics tfkit builds, a data range for those that compare images, and usable class weights."""
+    task = config.task
+    _check_spec(task.loss, key="task.loss", known=tuple(KERAS_LOSSES))
+    for spec in task.metrics:
+        _check_spec(spec, key="task.metrics", known=metric_registry.BUILDABLE)
+    names = [metric_registry.spec_name(spec) for spec in task.metrics]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UserError(
+            f"config key 'task.metrics': {', '.join(repeated)} given more than once; expected each metric once "
+            "(the logs name a metric by its name)."
+        )
+    ranged = [name for name in names if (metric := metric_registry.lookup(name)) and metric.needs_data_range]
+    if ranged and task.data_range is None:
         raise UserError(
             "config key 'task.data_range' is not set, and psnr/ssim need it; expected 0-1, 0-255 or -1-1: the range "
             "the images are really in."
         )
-    for name in metrics:
-        if name not in metric_registry.BUILT_IN:
-            raise UserError(
-                f"config key 'task.metrics': received '{name}'; expected some of {', '.join(metric_registry.BUILT_IN)}."
-            )
+    weights = task.class_weights
+    if isinstance(weights, dict) and any(cls < 0 or not weight >= 0 for cls, weight in weights.items()):
+        raise UserError(
+            f"config key 'task.class_weights': received {weights}; expected class ids of 0 or more and weights of "
+            "0 or more, e.g. {0: 1.0, 1: 4.0}."
+        )
+
+
+def _check_spec(spec: object, *, key: str, known: tuple[str, ...]) -> None:
+    name = spec.get("name") if isinstance(spec, dict) else spec
+    if not isinstance(name, str) or not name:
+        raise UserError(
+            f"config key '{key}': received {spec!r}; expected a name or a mapping with a name and arguments, "
+            "e.g. {name: categorical_crossentropy, label_smoothing: 0.1}."
+        )
+    if isinstance(spec, dict) and metric_registry.is_user_code(spec) and len(spec) > 1:
+        raise UserError(f"config key '{key}': received {spec!r}; user code takes no arguments, expected its name.")
+    if not metric_registry.is_user_code(name) and name not in known:
+        raise UserError(
+            f"config key '{key}': received '{name}'; expected some of {', '.join(known)}, or user code as "
+            "module:function or file.py:function."
+        )
 
 
 def check_checkpoint(config: Config) -> None:
@@ -173,7 +226,7 @@ def check_checkpoint(config: Config) -> None:
         )
     monitor = checkpoint.monitor
     if monitor is not None:
-        names = ("loss", *config.task.metrics)
+        names = ("loss", *(metric_registry.spec_name(spec) for spec in config.task.metrics))
         allowed = [*names, *(f"val_{name}" for name in names)] if config.data.eval else list(names)
         if monitor not in allowed:
             raise UserError(
@@ -182,6 +235,47 @@ def check_checkpoint(config: Config) -> None:
                 + "."
             )
     monitored(config)
+
+
+def check_model(config: Config) -> None:
+    """A backbone alone selects the model; head dropout is a rate; backbone weights need a backbone."""
+    model = config.model
+    if model.backbone and model.name != "digits_cnn":
+        raise UserError(
+            f"config keys 'model.backbone' ({model.backbone!r}) and 'model.name' ({model.name!r}) both select a "
+            "model; expected one of them. Drop model.name to fine-tune the backbone."
+        )
+    if model.backbone_weights and not model.backbone:
+        raise UserError(
+            "config key 'model.backbone_weights' is set without 'model.backbone'; expected a backbone to load them "
+            "into (model.weights loads a whole model)."
+        )
+    if not 0 <= model.head_dropout < 1:
+        raise UserError(f"config key 'model.head_dropout': received {model.head_dropout}; expected a rate in [0, 1).")
+
+
+def check_switches(config: Config) -> None:
+    """Freezing needs a backbone and at most ``train.epochs``; EMA decay in (0, 1); patience of at least 1."""
+    train = config.train
+    _at_least(0, {"train.freeze_backbone_epochs": train.freeze_backbone_epochs})
+    _at_least(1, {"train.early_stopping_patience": train.early_stopping_patience})
+    if train.freeze_backbone_epochs and not config.model.backbone:
+        raise UserError(
+            f"config key 'train.freeze_backbone_epochs' ({train.freeze_backbone_epochs}) needs 'model.backbone'; "
+            "expected a backbone to freeze, e.g. --set model.backbone=EfficientNetV2B0."
+        )
+    if train.freeze_backbone_epochs > train.epochs:
+        raise UserError(
+            f"config key 'train.freeze_backbone_epochs': received {train.freeze_backbone_epochs}; expected at most "
+            f"train.epochs ({train.epochs})."
+        )
+    if train.ema_decay is not None and not 0 < train.ema_decay < 1:
+        raise UserError(f"config key 'train.ema_decay': received {train.ema_decay}; expected a decay in (0, 1).")
+    if config.optimizer.finetune_learning_rate_factor <= 0:
+        raise UserError(
+            "config key 'optimizer.finetune_learning_rate_factor': received "
+            f"{config.optimizer.finetune_learning_rate_factor}; expected a number above 0."
+        )
 
 
 def _at_least(minimum: int, values: dict[str, int | None]) -> None:

@@ -260,6 +260,18 @@ def _convert(hint: Any, value: Any, *, key: str) -> Any:
         if value not in allowed:
             raise UserError(f"config key '{key}': received {value!r}; expected one of {', '.join(map(str, allowed))}.")
         return value
+    if origin is dict:
+        # A loss or metric with its arguments, or class weights: keys are converted, values are checked by their
+        # user (tfkit.losses, tfkit.metric_builder) where they are Any.
+        if not isinstance(value, Mapping):
+            raise UserError(f"config key '{key}': received {_describe(value)}; expected a mapping.")
+        key_hint, value_hint = typing.get_args(hint)
+        return {
+            _convert(key_hint, item_key, key=key): _convert(value_hint, item, key=f"{key}.{item_key}")
+            for item_key, item in value.items()
+        }
+    if hint is Any:
+        return value
     if origin is tuple:
         if isinstance(value, str):
             value = [value]

@@ -9,7 +9,7 @@ default)`` or parses ``64MB`` again. A section built in Python may be given such
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from tfkit import units
 from tfkit.config.resolved import DURATION, LIMIT, SIZE, resolve_fields
@@ -17,6 +17,9 @@ from tfkit.config.resolved import DURATION, LIMIT, SIZE, resolve_fields
 Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
 StrategyName = Literal["auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu"]
 _HOST_LIMIT = units.Limit(text="85%", share=0.85)  # frozen, so one instance is shared safely
+# A loss or metric: a name, or a mapping of ``name`` and the Keras class's arguments, e.g.
+# ``{name: categorical_crossentropy, label_smoothing: 0.1}``.
+Spec = str | dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,11 +32,23 @@ class ModelConfig:
             ``function(input_shape=..., num_classes=...)`` and return an unbuilt or built Keras model.
         weights: None, or a local weights file (``.weights.h5``) to load after building. Nothing is downloaded.
         num_classes: Outputs of the head. None takes ``num_classes`` from the label in the data schema.
+        backbone: A ``keras.applications`` name (``EfficientNetV2S``, ``ResNet50``, ``ConvNeXtTiny``, ...) or, with
+            ``keras_hub`` installed, a ``keras_hub`` preset: built without its top, with tfkit's head (pooling,
+            dropout, ``num_classes`` logits) and the network's own input preprocessing; images are given on the
+            0-255 scale. Set alone, it selects the model (``name`` stays at its default).
+        backbone_weights: The backbone's weights: a local ``.h5`` / ``.weights.h5`` notop file or a ``keras_hub``
+            preset folder (Kaggle runs offline), or ``imagenet`` (downloaded by Keras, where the network has them).
+        head_pooling: How the head pools the backbone's feature map: ``avg`` or ``max``.
+        head_dropout: Dropout rate before the head's dense layer (0: none).
     """
 
     name: str = "digits_cnn"
     weights: str | None = None
     num_classes: int | None = None
+    backbone: str | None = None
+    backbone_weights: str | None = None
+    head_pooling: Literal["avg", "max"] = "avg"
+    head_dropout: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,19 +122,27 @@ class TaskConfig:
     """What is optimised and measured.
 
     Attributes:
-        loss: ``sparse_categorical_crossentropy``, ``binary_crossentropy``, ``mse`` or ``mae``.
+        loss: Any Keras loss by name (``sparse_categorical_crossentropy``, ``categorical_crossentropy``,
+            ``categorical_focal_crossentropy``, ``binary_crossentropy``, ``huber``, ``mse``, ``mae``, ...), or a
+            mapping of ``name`` and its arguments (``{name: categorical_crossentropy, label_smoothing: 0.1}``), or
+            user code as ``module:function`` / ``file.py:function`` taking ``(labels, outputs)`` and returning one
+            loss per example (see ``tfkit.losses``). Integer, one-hot and soft labels all work.
         from_logits: Whether the model outputs logits (true for the built-in heads).
-        metrics: Metric names: ``accuracy``, ``mae``, ``mse``, ``rmse``; ``iou`` and ``dice`` of masks thresholded
-            through tfkit.masks; ``psnr`` and ``ssim`` of images in ``data_range``.
+        metrics: Metric names or mappings with arguments: ``accuracy``, ``mae``, ``mse``, ``rmse``; ``iou`` and
+            ``dice`` of masks thresholded through tfkit.masks; ``psnr`` and ``ssim`` of images in ``data_range``;
+            any Keras metric (``auc``, ``{name: top_k_categorical_accuracy, k: 3}``, ``f1_score``, ``precision``,
+            ``recall``, ...); or ``module:function`` returning per-example values (see ``tfkit.metric_builder``).
         data_range: The range images are in, for ``psnr`` and ``ssim``: ``0-1``, ``0-255`` or ``-1-1``.
+        class_weights: ``balanced`` (each class weighted by ``examples / (classes * examples of the class)``,
+            counted over the training split) or a mapping ``{class id: weight}`` (classes not named weigh 1). Each
+            example's loss is multiplied by its class's weight, in training and eval, on every strategy.
     """
 
-    loss: Literal["sparse_categorical_crossentropy", "binary_crossentropy", "mse", "mae"] = (
-        "sparse_categorical_crossentropy"
-    )
+    loss: Spec = "sparse_categorical_crossentropy"
     from_logits: bool = True
-    metrics: tuple[str, ...] = ("accuracy",)
+    metrics: tuple[Spec, ...] = ("accuracy",)
     data_range: Literal["0-1", "0-255", "-1-1"] | None = None
+    class_weights: Literal["balanced"] | dict[int, float] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +166,14 @@ class TrainConfig:
         nan_retries: After a non-finite loss, restore the last good checkpoint and retry at a lower learning rate
             this many times; then stop (exit 75), naming the step.
         nan_lr_factor: What each retry multiplies the learning rate by.
+        freeze_backbone_epochs: Keep ``model.backbone`` frozen for this many epochs (BatchNorm in inference mode,
+            so its statistics do not move either), training the head alone, then train it all at the learning rate
+            times ``optimizer.finetune_learning_rate_factor``. May equal ``epochs`` (frozen throughout).
+        ema_decay: Keep an exponential moving average of the weights with this decay (e.g. 0.999) and use it for
+            eval, the best checkpoint and export; None for none.
+        early_stopping_patience: End the run (as completed) when the monitored value (``checkpoint.monitor``, in
+            its direction) has not improved for this many epochs; ``checkpoints/best`` keeps the best weights.
+            None for no early stopping.
     """
 
     epochs: int = 10
@@ -155,6 +186,9 @@ class TrainConfig:
     time_limit: Annotated[float | None, DURATION] = None
     nan_retries: int = 3
     nan_lr_factor: float = 0.5
+    freeze_backbone_epochs: int = 0
+    ema_decay: float | None = None
+    early_stopping_patience: int | None = None
 
     def __post_init__(self) -> None:
         resolve_fields(self, prefix="train.")
@@ -237,6 +271,8 @@ class OptimizerConfig:
         plateau_patience: Epochs without improvement before the rate is lowered.
         weight_decay: Decoupled weight decay (adamw, sgd).
         momentum: Momentum for sgd.
+        finetune_learning_rate_factor: What the learning rate is multiplied by once a frozen backbone is unfrozen
+            (``train.freeze_backbone_epochs``).
     """
 
     name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
@@ -249,6 +285,7 @@ class OptimizerConfig:
     plateau_patience: int = 2
     weight_decay: float = 0.0
     momentum: float = 0.9
+    finetune_learning_rate_factor: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,20 +1,13 @@
-"""Building the model: the built-in digits CNN, ``keras.applications`` models by name, or user code.
+"""tfkit's own models: ``digits_cnn``, ``unet_small`` and ``mlp``, each ``function(input_shape=..., num_classes=...)``.
 
-Models are built under the strategy's scope and the run's dtype policy by the caller. Nothing here downloads weights:
-``model.weights`` is None or a local file.
+Every one ends in a float32 dense layer of logits (or values), so mixed precision leaves the loss in float32.
 """
 
 from __future__ import annotations
 
-import inspect
-import os
 from collections.abc import Callable
 
 import keras
-
-from tfkit import user_code
-from tfkit.config import ModelConfig
-from tfkit.errors import UserError
 
 
 def digits_cnn(*, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
@@ -69,58 +62,3 @@ def mlp(*, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
 
 
 BUILT_IN: dict[str, Callable[..., keras.Model]] = {"digits_cnn": digits_cnn, "unet_small": unet_small, "mlp": mlp}
-
-
-def build(config: ModelConfig, *, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
-    """Builds the model that ``config.name`` names.
-
-    Args:
-        config: The ``model`` section.
-        input_shape: One example's shape, from the data schema.
-        num_classes: Outputs of the head.
-
-    Returns:
-        A built Keras model whose outputs are logits (or regression values).
-
-    Raises:
-        UserError: The name matches nothing, user code fails to import, or the weights file is missing.
-    """
-    name = config.name
-    if name in BUILT_IN:
-        model = BUILT_IN[name](input_shape=input_shape, num_classes=num_classes)
-    elif ":" in name:
-        model = _user_model(name, input_shape=input_shape, num_classes=num_classes)
-    elif hasattr(keras.applications, name) and inspect.isfunction(getattr(keras.applications, name)):
-        model = _application(name, input_shape=input_shape, num_classes=num_classes)
-    else:
-        raise UserError(
-            f"config key 'model.name': received '{name}'; expected a built-in model ({', '.join(BUILT_IN)}), a "
-            "keras.applications name such as EfficientNetV2S, or user code as module:function or file.py:function."
-        )
-    if not isinstance(model, keras.Model):
-        raise UserError(f"model '{name}' returned {type(model).__name__}; expected a keras.Model.")
-    if config.weights:
-        if not os.path.isfile(config.weights):
-            raise UserError(
-                f"config key 'model.weights': '{config.weights}' does not exist; expected a local weights file."
-            )
-        model.load_weights(config.weights)
-    return model
-
-
-def _application(name: str, *, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
-    constructor = getattr(keras.applications, name)
-    try:
-        return constructor(
-            weights=None,
-            input_shape=input_shape,
-            classes=num_classes,
-            include_top=True,
-            classifier_activation=None,
-        )
-    except ValueError as error:
-        raise UserError(f"keras.applications.{name} cannot be built for input {input_shape}: {error}") from None
-
-
-def _user_model(spec: str, *, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
-    return user_code.load_function(spec, key="model.name")(input_shape=input_shape, num_classes=num_classes)
