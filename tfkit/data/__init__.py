@@ -15,8 +15,9 @@ uses every CPU core, and 2 batches are prefetched, so memory is at its steady si
 ``data.autotune: true`` lets tf.data tune these within ``data.ram_budget``; it can be faster on some hosts, and its
 buffers grow for minutes, so memory then creeps with running time.
 
-Training batches are static (``drop_remainder=True``). Eval batches are padded to a static shape with a zero weight
-on the padding, so eval sees every record once, on any device. Instead of ``repeat()``, each epoch gets a fresh
+Training batches are static (``drop_remainder=True``). Eval and predict read every record once in file order; their
+batches are padded to a static shape, and every pipeline to the same whole number of steps (``eval_steps``), with a
+zero weight on the padding, so eval sees every record once and gives the same metrics on any number of replicas. Instead of ``repeat()``, each epoch gets a fresh
 dataset whose order is a function of the seed and the epoch alone: that is what lets a resumed run rebuild the exact
 position from a count.
 
@@ -30,7 +31,7 @@ repaired copy holding only its good ones, and the bad ones are counted and repor
 """
 
 from tfkit.data.decode import Batch, decode, parse_spec
-from tfkit.data.pipeline import dataset_fn, record_bytes, shuffle_examples
+from tfkit.data.pipeline import dataset_fn, eval_steps, pipeline_records, record_bytes, shuffle_examples
 from tfkit.data.splits import check_features, load_schema
 
 __all__ = [
@@ -38,8 +39,10 @@ __all__ = [
     "check_features",
     "dataset_fn",
     "decode",
+    "eval_steps",
     "load_schema",
     "parse_spec",
+    "pipeline_records",
     "record_bytes",
     "shuffle_examples",
 ]
