@@ -234,17 +234,21 @@ def make_eval_function(
 
 
 def make_predict_function(
-    *, strategy: tf.distribute.Strategy, model: keras.Model
+    *, strategy: tf.distribute.Strategy, model: keras.Model, flip: bool = False
 ) -> Callable[[Iterator, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
     """Returns ``predict(iterator, steps) -> (outputs, weights)`` for ``steps`` distributed steps, in dataset order.
 
     Each step's per-replica outputs (cast to float32) are gathered along the batch in replica order, which is the
     order the input pipeline yielded its batches in, and the steps are concatenated; padding examples come back
-    with weight 0.
+    with weight 0. Outputs have a views axis after the batch: 1 view, or 2 with ``flip`` (the images and their
+    left-right mirror, for test-time augmentation).
     """
 
     def replica_step(x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return tf.cast(model(x, training=False), tf.float32), weights
+        views = [model(x, training=False)]
+        if flip:
+            views.append(model(tf.reverse(x, axis=[2]), training=False))  # [batch, height, width, channels]
+        return tf.cast(tf.stack(views, axis=1), tf.float32), weights
 
     @tf.function
     def predict(iterator: Iterator, steps: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

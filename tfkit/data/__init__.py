@@ -8,7 +8,8 @@ record is read twice in an epoch. Then, in order:
 3. a seeded shuffle of the serialized records, in a buffer bounded in examples and in bytes;
 4. batch, then parse: ``parse_example`` on whole batches, far cheaper than per record;
 5. decode by the schema (raw arrays, int64 lists, JPEG/PNG, strings), with static shapes;
-6. the user's augment function (training only), then prefetch.
+6. the user's augment function (training only), called with a seed made from the run's seed, the epoch and the
+   batch's index (see tfkit.data.augment), then prefetch.
 
 Parallelism is fixed by default: the interleave reads as many files at once as it cycles through (up to 8), parsing
 uses every CPU core, and 2 batches are prefetched, so memory is at its steady size from the first batch.
@@ -17,9 +18,9 @@ buffers grow for minutes, so memory then creeps with running time.
 
 Training batches are static (``drop_remainder=True``). Eval and predict read every record once in file order; their
 batches are padded to a static shape, and every pipeline to the same whole number of steps (``eval_steps``), with a
-zero weight on the padding, so eval sees every record once and gives the same metrics on any number of replicas. Instead of ``repeat()``, each epoch gets a fresh
-dataset whose order is a function of the seed and the epoch alone: that is what lets a resumed run rebuild the exact
-position from a count.
+zero weight on the padding, so eval sees every record once and gives the same metrics on any number of replicas.
+Instead of ``repeat()``, each epoch gets a fresh dataset whose order is a function of the seed and the epoch alone:
+that is what lets a resumed run rebuild the exact position from a count.
 
 Host memory is bounded by the shuffle buffer (``data.shuffle_buffer`` examples, at most ``data.shuffle_buffer_bytes``),
 the interleave's open files (at most 8 read buffers), the parse stage (one batch per core) and the prefetch depth;
