@@ -22,10 +22,10 @@ from tfkit.errors import UserError
 Augment = Callable[[Any, tf.Tensor, tf.Tensor], tuple[Any, tf.Tensor]]
 
 
-def augment_seed(epoch_seed: int, *, batch: tf.Tensor, pipeline: int, pipelines: int) -> tf.Tensor:
+def augment_seed(epoch_seed: int | tf.Tensor, *, batch: tf.Tensor, pipeline: int, pipelines: int) -> tf.Tensor:
     """The shape-[2] int32 seed of one batch: the epoch's seed, and the batch's index over all pipelines."""
     index = tf.cast(batch, tf.int64) * pipelines + pipeline
-    return tf.stack([tf.constant(epoch_seed, tf.int32), tf.cast(index % (2**31 - 1), tf.int32)])
+    return tf.stack([tf.cast(epoch_seed, tf.int32), tf.cast(index % (2**31 - 1), tf.int32)])
 
 
 def augmenter(config: DataConfig) -> Augment | None:

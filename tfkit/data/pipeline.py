@@ -63,6 +63,8 @@ def dataset_fn(
     epoch: int,
     skip_batches: int = 0,
     labeled: bool = True,
+    until_epoch: int | None = None,
+    batches_per_epoch: int | None = None,
 ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """Returns the function that ``strategy.distribute_datasets_from_function`` calls once per input pipeline.
 
@@ -77,12 +79,16 @@ def dataset_fn(
         epoch: The epoch whose order to produce; with ``seed`` it fixes the order.
         skip_batches: Batches of this pipeline to skip, to resume mid-epoch at exactly the next batch.
         labeled: Whether to read ``data.label``; without it (a test split) the labels are zeros.
+        until_epoch: Training only: yield epochs ``epoch`` to ``until_epoch - 1`` one after another, each exactly
+            ``batches_per_epoch`` batches long, from one dataset. One iterator then serves every epoch: tearing a
+            distributed iterator down and building the next at each epoch boundary costs seconds to minutes on
+            many replicas (its prefetch threads and per-device buffers), all of it idle.
+        batches_per_epoch: The batches of this pipeline one epoch uses (steps x per-replica batches per step).
 
     Returns:
         A function from an InputContext to a dataset of ``(features, labels, weights)`` batches.
     """
     files = schema.files(folder)
-    epoch_seed = (seed * 1_000_003 + epoch) % (2**31 - 1)
     shuffle = shuffle_examples(schema, config)
     augment = augmenter(config) if training else None
     # Fixed parallelism and prefetch put the pipeline's memory at its steady size from the first batch; autotuning
@@ -96,12 +102,11 @@ def dataset_fn(
         file_records = tf.data.TFRecordDataset(path, compression_type=schema.compression or "")
         return file_records.batch(per_read) if per_read > 1 else file_records
 
-    def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        if len(files) < context.num_input_pipelines:
-            raise UserError(
-                f"'{folder}' has {len(files)} shard file(s) for {context.num_input_pipelines} input pipelines; "
-                "expected at least one per pipeline. Write the data again with more shards."
-            )
+    def one_epoch(
+        context: tf.distribute.InputContext, epoch: int | tf.Tensor, skip: int | tf.Tensor
+    ) -> tf.data.Dataset:
+        # The order is a function of the seed and the epoch alone (a tensor inside a multi-epoch dataset).
+        epoch_seed = (seed * 1_000_003 + epoch) % (2**31 - 1)
         pipeline_id, pipelines = context.input_pipeline_id, context.num_input_pipelines
         mine = files[pipeline_id::pipelines]
         dataset = tf.data.Dataset.from_tensor_slices(mine)
@@ -131,8 +136,8 @@ def dataset_fn(
         # The batch's index in the epoch, counted before any skip: with the seed and the epoch it seeds the
         # augmentation, so a resumed run augments batch k exactly as an uninterrupted one does.
         dataset = dataset.enumerate()
-        if skip_batches:
-            dataset = dataset.skip(skip_batches)  # before parsing: skipped batches are read, never decoded
+        if not isinstance(skip, int) or skip:
+            dataset = dataset.skip(skip)  # before parsing: skipped batches are read, never decoded
         parse = parser(
             schema, features=config.features, label=config.label if labeled else None, image_size=config.image_size
         )
@@ -151,6 +156,24 @@ def dataset_fn(
         if not training:
             dataset = dataset.map(lambda x, y, w: pad(x, y, w, per_replica_batch_size))
             dataset = _pad_to_steps(dataset, schema, per_replica_batch_size=per_replica_batch_size, context=context)
+        return dataset
+
+    def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        if len(files) < context.num_input_pipelines:
+            raise UserError(
+                f"'{folder}' has {len(files)} shard file(s) for {context.num_input_pipelines} input pipelines; "
+                "expected at least one per pipeline. Write the data again with more shards."
+            )
+        if training and until_epoch is not None and batches_per_epoch is not None:
+            first = tf.constant(epoch, tf.int64)
+
+            def epoch_batches(current: tf.Tensor) -> tf.data.Dataset:
+                skip = tf.where(current == first, tf.constant(skip_batches, tf.int64), tf.constant(0, tf.int64))
+                return one_epoch(context, current, skip).take(batches_per_epoch - skip)
+
+            dataset = tf.data.Dataset.range(epoch, until_epoch).flat_map(epoch_batches)
+        else:
+            dataset = one_epoch(context, epoch, skip_batches)
         options = tf.data.Options()
         options.deterministic = config.deterministic
         options.autotune.enabled = config.autotune
