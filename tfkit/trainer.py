@@ -82,6 +82,7 @@ class Trainer:
         # it stands at, and dropped whenever the state goes back (a recovery) or the split changes.
         self.iterator: Any = None
         self.iterator_at: tuple[int, int] | None = None
+        self.iterator_until = 0
         self.watch = stopping.StopWatch(
             time_limit_seconds=config.train.time_limit,
             started=report.clocks.started,
@@ -191,7 +192,8 @@ class Trainer:
                 metric.reset_state()
         if self.iterator is None or self.iterator_at != (epoch, position):
             # A file cache is written by one epoch's reader and read by the next: one iterator per epoch then.
-            until = epoch + 1 if config.data.cache else run_plan.epochs
+            until = epoch + 1 if config.data.cache else min(run_plan.epochs, epoch + data.EPOCHS_PER_ITERATOR)
+            self.iterator_until = until
             self.iterator = iter(
                 self.strategy.distribute_datasets_from_function(
                     data.dataset_fn(
@@ -238,7 +240,7 @@ class Trainer:
                 self._save()
             if mid_epoch and self.stop_reason:
                 return False
-        self.iterator_at = (epoch + 1, 0) if not config.data.cache else None
+        self.iterator_at = (epoch + 1, 0) if epoch + 1 < self.iterator_until else None
         self._end_epoch(epoch, seconds=time.perf_counter() - epoch_started, steps=epoch_steps)
         return True
 

@@ -32,10 +32,18 @@ repaired copy holding only its good ones, and the bad ones are counted and repor
 """
 
 from tfkit.data.decode import Batch, decode, parse_spec
-from tfkit.data.pipeline import dataset_fn, eval_steps, pipeline_records, record_bytes, shuffle_examples
+from tfkit.data.pipeline import (
+    EPOCHS_PER_ITERATOR,
+    dataset_fn,
+    eval_steps,
+    pipeline_records,
+    record_bytes,
+    shuffle_examples,
+)
 from tfkit.data.splits import check_features, load_schema
 
 __all__ = [
+    "EPOCHS_PER_ITERATOR",
     "Batch",
     "check_features",
     "dataset_fn",

@@ -18,6 +18,7 @@ _MAX_INTERLEAVE = 8
 _PREFETCH_BATCHES = 2  # per input pipeline, without data.autotune
 _RECORDS_PER_READ = 256
 _SMALL_RECORD_BYTES = 4096
+EPOCHS_PER_ITERATOR = 64  # epochs one training dataset chains; its graph grows with them
 
 
 def shuffle_examples(schema: Schema, config: DataConfig) -> int:
@@ -80,9 +81,10 @@ def dataset_fn(
         skip_batches: Batches of this pipeline to skip, to resume mid-epoch at exactly the next batch.
         labeled: Whether to read ``data.label``; without it (a test split) the labels are zeros.
         until_epoch: Training only: yield epochs ``epoch`` to ``until_epoch - 1`` one after another, each exactly
-            ``batches_per_epoch`` batches long, from one dataset. One iterator then serves every epoch: tearing a
-            distributed iterator down and building the next at each epoch boundary costs seconds to minutes on
-            many replicas (its prefetch threads and per-device buffers), all of it idle.
+            ``batches_per_epoch`` batches long, from one dataset (at most ``EPOCHS_PER_ITERATOR``). One iterator
+            then serves those epochs: tearing a distributed iterator down and building the next at each epoch
+            boundary costs seconds to minutes on many replicas (its prefetch threads and per-device buffers), all
+            of it idle.
         batches_per_epoch: The batches of this pipeline one epoch uses (steps x per-replica batches per step).
 
     Returns:
@@ -136,7 +138,7 @@ def dataset_fn(
         # The batch's index in the epoch, counted before any skip: with the seed and the epoch it seeds the
         # augmentation, so a resumed run augments batch k exactly as an uninterrupted one does.
         dataset = dataset.enumerate()
-        if not isinstance(skip, int) or skip:
+        if skip:
             dataset = dataset.skip(skip)  # before parsing: skipped batches are read, never decoded
         parse = parser(
             schema, features=config.features, label=config.label if labeled else None, image_size=config.image_size
@@ -165,13 +167,11 @@ def dataset_fn(
                 "expected at least one per pipeline. Write the data again with more shards."
             )
         if training and until_epoch is not None and batches_per_epoch is not None:
-            first = tf.constant(epoch, tf.int64)
-
-            def epoch_batches(current: tf.Tensor) -> tf.data.Dataset:
-                skip = tf.where(current == first, tf.constant(skip_batches, tf.int64), tf.constant(0, tf.int64))
-                return one_epoch(context, current, skip).take(batches_per_epoch - skip)
-
-            dataset = tf.data.Dataset.range(epoch, until_epoch).flat_map(epoch_batches)
+            # Epochs are chained as separate pipelines built here, each with its own seed as a Python int: the
+            # same order as a dataset per epoch, and concatenate opens each one only when the previous one ends.
+            dataset = one_epoch(context, epoch, skip_batches).take(batches_per_epoch - skip_batches)
+            for later in range(epoch + 1, until_epoch):
+                dataset = dataset.concatenate(one_epoch(context, later, 0).take(batches_per_epoch))
         else:
             dataset = one_epoch(context, epoch, skip_batches)
         options = tf.data.Options()
