@@ -18,7 +18,7 @@ _MAX_INTERLEAVE = 8
 _PREFETCH_BATCHES = 2  # per input pipeline, without data.autotune
 _RECORDS_PER_READ = 256
 _SMALL_RECORD_BYTES = 4096
-EPOCHS_PER_ITERATOR = 64  # epochs one training dataset chains; its graph grows with them
+EPOCHS_PER_ITERATOR = 1000  # epochs one training iterator serves
 
 
 def shuffle_examples(schema: Schema, config: DataConfig) -> int:
@@ -104,16 +104,18 @@ def dataset_fn(
         file_records = tf.data.TFRecordDataset(path, compression_type=schema.compression or "")
         return file_records.batch(per_read) if per_read > 1 else file_records
 
-    def one_epoch(
-        context: tf.distribute.InputContext, epoch: int | tf.Tensor, skip: int | tf.Tensor
-    ) -> tf.data.Dataset:
-        # The order is a function of the seed and the epoch alone (a tensor inside a multi-epoch dataset).
-        epoch_seed = (seed * 1_000_003 + epoch) % (2**31 - 1)
+    def one_epoch(context: tf.distribute.InputContext, epoch: tf.Tensor, skip: tf.Tensor) -> tf.data.Dataset:
+        # The order is a function of the seed and the epoch alone. The epoch is a tensor (epochs are chained in one
+        # dataset), so the shuffles are stateless ops keyed by it: Dataset.shuffle cannot take a tensor seed.
+        epoch_seed = (tf.constant(seed, tf.int64) * 1_000_003 + epoch) % (2**31 - 1)
         pipeline_id, pipelines = context.input_pipeline_id, context.num_input_pipelines
         mine = files[pipeline_id::pipelines]
-        dataset = tf.data.Dataset.from_tensor_slices(mine)
+        names = tf.constant(mine)
         if training and not config.cache:  # a cache is written in one file order and read back in it
-            dataset = dataset.shuffle(len(mine), seed=epoch_seed)
+            names = tf.random.experimental.stateless_shuffle(
+                names, seed=tf.stack([epoch_seed, tf.constant(-1, tf.int64)])
+            )
+        dataset = tf.data.Dataset.from_tensor_slices(names)
         if training:
             dataset = dataset.interleave(
                 read_file,
@@ -133,13 +135,19 @@ def dataset_fn(
                 f"{config.cache}-{split}-{context.input_pipeline_id}-of-{context.num_input_pipelines}"
             )
         if training and shuffle:
-            dataset = dataset.shuffle(shuffle, seed=epoch_seed)
+            # A block shuffle: each block of ``shuffle`` records is permuted by a stateless op keyed by the epoch and
+            # the block, in the memory a shuffle buffer of that size takes.
+            dataset = dataset.batch(shuffle).enumerate()
+            dataset = dataset.map(
+                lambda block, records: tf.random.experimental.stateless_shuffle(
+                    records, seed=tf.stack([epoch_seed, block])
+                )
+            ).unbatch()
         dataset = dataset.batch(per_replica_batch_size, drop_remainder=training)
         # The batch's index in the epoch, counted before any skip: with the seed and the epoch it seeds the
         # augmentation, so a resumed run augments batch k exactly as an uninterrupted one does.
         dataset = dataset.enumerate()
-        if skip:
-            dataset = dataset.skip(skip)  # before parsing: skipped batches are read, never decoded
+        dataset = dataset.skip(skip)  # before parsing: skipped batches are read, never decoded
         parse = parser(
             schema, features=config.features, label=config.label if labeled else None, image_size=config.image_size
         )
@@ -166,14 +174,17 @@ def dataset_fn(
                 f"'{folder}' has {len(files)} shard file(s) for {context.num_input_pipelines} input pipelines; "
                 "expected at least one per pipeline. Write the data again with more shards."
             )
-        if training and until_epoch is not None and batches_per_epoch is not None:
-            # Epochs are chained as separate pipelines built here, each with its own seed as a Python int: the
-            # same order as a dataset per epoch, and concatenate opens each one only when the previous one ends.
-            dataset = one_epoch(context, epoch, skip_batches).take(batches_per_epoch - skip_batches)
-            for later in range(epoch + 1, until_epoch):
-                dataset = dataset.concatenate(one_epoch(context, later, 0).take(batches_per_epoch))
+        if training:
+            first = tf.constant(epoch, tf.int64)
+
+            def epoch_batches(current: tf.Tensor) -> tf.data.Dataset:
+                skip = tf.where(current == first, tf.constant(skip_batches, tf.int64), tf.constant(0, tf.int64))
+                batches = one_epoch(context, current, skip)
+                return batches if batches_per_epoch is None else batches.take(batches_per_epoch - skip)
+
+            dataset = tf.data.Dataset.range(epoch, until_epoch or epoch + 1).flat_map(epoch_batches)
         else:
-            dataset = one_epoch(context, epoch, skip_batches)
+            dataset = one_epoch(context, tf.constant(epoch, tf.int64), tf.constant(0, tf.int64))
         options = tf.data.Options()
         options.deterministic = config.deterministic
         options.autotune.enabled = config.autotune
