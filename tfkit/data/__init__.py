@@ -3,9 +3,10 @@
 Each input pipeline (one per worker host) reads its own subset of the shard files, chosen by the InputContext, so no
 record is read twice in an epoch. Then, in order:
 
-1. a seeded shuffle of the pipeline's files;
+1. a shuffle of the pipeline's files, keyed by the seed and the epoch;
 2. a parallel, deterministic interleave of their records (optionally cached to a file, ``data.cache``);
-3. a seeded shuffle of the serialized records, in a buffer bounded in examples and in bytes;
+3. a shuffle of the serialized records in blocks of ``data.shuffle_buffer`` (bounded in bytes too), each block
+   permuted by a stateless op keyed by the seed, the epoch and the block;
 4. batch, then parse: ``parse_example`` on whole batches, far cheaper than per record;
 5. decode by the schema (raw arrays, int64 lists, JPEG/PNG, strings), with static shapes;
 6. the user's augment function (training only), called with a seed made from the run's seed, the epoch and the
