@@ -107,7 +107,7 @@ def sixty_batches(folder, schema, config, *, training, epoch=0):
 
 def test_the_augment_function_changes_training_batches_only(sixty, tmp_path):
     folder, schema = sixty
-    path = model_file(tmp_path, "def shift(x, y):\n    return x + 1000.0, y\n", name="augment.py")
+    path = model_file(tmp_path, "def shift(x, y, seed):\n    return x + 1000.0, y\n", name="augment.py")
     config = config_lib.DataConfig(train=folder, augment=f"{path}:shift")
     trained = sixty_batches(folder, schema, config, training=True)
     evaluated = sixty_batches(folder, schema, config, training=False)

@@ -1,18 +1,21 @@
 """Evaluating a model on a split: every record once, with the run's own loss and metrics.
 
-Eval batches are padded to a static shape with zero weight on the padding (see tfkit.data), so padding counts for
-nothing in the loss or any metric.
+Eval batches are padded to a static shape, and each input pipeline to a whole number of steps, with zero weight on
+the padding (see tfkit.data.eval_steps), so padding counts for nothing in the loss or any metric and the metrics do
+not depend on the number of replicas or workers. Like training, one compiled call runs several steps
+(``train.steps_per_execution``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import keras
 import tensorflow as tf
 
 from tfkit import data, loop
 from tfkit.config import Config
-from tfkit.parts import Parts
+from tfkit.losses import PerExampleLoss
 from tfkit.records import Schema
 
 
@@ -20,11 +23,15 @@ class Evaluator:
     """Evaluates one split with the run's eval loss and metrics.
 
     Args:
-        config: The run config (the data section and the seed).
-        strategy: The strategy whose scope built ``parts``.
-        parts: The model, loss and eval metrics.
+        config: The run config (the data section, the seed, ``train.steps_per_execution``).
+        strategy: The strategy whose scope built the model and metrics.
+        model: The model.
+        loss_fn: The per-example loss.
+        loss_metric: The mean of the loss over the split.
+        metrics: The eval metrics.
         folder: The split's folder or glob.
         schema: The split's schema.
+        pipelines: Input pipelines (worker hosts) the strategy creates.
     """
 
     def __init__(
@@ -32,27 +39,28 @@ class Evaluator:
         config: Config,
         *,
         strategy: tf.distribute.Strategy,
-        parts: Parts,
+        model: keras.Model,
+        loss_fn: PerExampleLoss,
+        loss_metric: keras.metrics.Mean,
+        metrics: dict[str, keras.metrics.Metric],
         folder: str | Sequence[str],
         schema: Schema,
+        pipelines: int = 1,
     ) -> None:
         self.config = config
         self.strategy = strategy
-        self.parts = parts
+        self.loss_metric = loss_metric
+        self.metrics = metrics
         self.folder = folder
         self.schema = schema
+        self.pipelines = pipelines
         self.step = loop.make_eval_function(
-            strategy=strategy,
-            model=parts.model,
-            loss_fn=parts.loss_fn,
-            loss_metric=parts.eval_loss,
-            metrics=parts.eval_metrics,
+            strategy=strategy, model=model, loss_fn=loss_fn, loss_metric=loss_metric, metrics=metrics
         )
 
     def __call__(self, *, per_replica_batch_size: int) -> dict[str, float]:
         """Evaluates every record once; returns the loss and metrics."""
-        parts = self.parts
-        for metric in (parts.eval_loss, *parts.eval_metrics.values()):
+        for metric in (self.loss_metric, *self.metrics.values()):
             metric.reset_state()
         dataset = self.strategy.distribute_datasets_from_function(
             data.dataset_fn(
@@ -65,8 +73,16 @@ class Evaluator:
                 epoch=0,
             )
         )
-        for batch in dataset:
-            self.step(batch)
-        values = {"loss": float(parts.eval_loss.result())}
-        values.update({name: float(metric.result()) for name, metric in parts.eval_metrics.items()})
+        steps = data.eval_steps(
+            self.schema,
+            per_replica_batch_size=per_replica_batch_size,
+            pipelines=self.pipelines,
+            replicas=self.strategy.num_replicas_in_sync,
+        )
+        iterator = iter(dataset)
+        per_call = max(1, self.config.train.steps_per_execution)
+        for done in range(0, steps, per_call):
+            self.step(iterator, tf.constant(min(per_call, steps - done)))
+        values = {"loss": float(self.loss_metric.result())}
+        values.update({name: float(metric.result()) for name, metric in self.metrics.items()})
         return values

@@ -146,10 +146,11 @@ def make_eval_function(
     loss_fn: PerExampleLoss,
     loss_metric: keras.metrics.Mean,
     metrics: dict[str, keras.metrics.Metric],
-) -> Callable[[tuple], None]:
-    """Returns ``evaluate(batch)``, which updates the eval loss and metrics with one distributed batch.
+) -> Callable[[Iterator, tf.Tensor], None]:
+    """Returns ``evaluate(iterator, steps)``, which updates the eval loss and metrics with ``steps`` batches.
 
-    Padding examples carry weight 0, so they count for nothing.
+    Like training, one call runs several distributed steps in a ``tf.range`` loop (``steps`` is a tensor, so a
+    shorter last call does not retrace). Padding examples carry weight 0, so they count for nothing.
     """
 
     def replica_step(x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> None:
@@ -159,7 +160,38 @@ def make_eval_function(
             metric.update_state(y, outputs, sample_weight=weights)
 
     @tf.function
-    def evaluate(batch: tuple) -> None:
-        strategy.run(replica_step, args=batch)
+    def evaluate(iterator: Iterator, steps: tf.Tensor) -> None:
+        for _ in tf.range(steps):
+            strategy.run(replica_step, args=next(iterator))
 
     return evaluate
+
+
+def make_predict_function(
+    *, strategy: tf.distribute.Strategy, model: keras.Model, flip: bool = False
+) -> Callable[[Iterator, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+    """Returns ``predict(iterator, steps) -> (outputs, weights)`` for ``steps`` distributed steps, in dataset order.
+
+    Each step's per-replica outputs (cast to float32) are gathered along the batch in replica order, which is the
+    order the input pipeline yielded its batches in, and the steps are concatenated; padding examples come back
+    with weight 0. Outputs have a views axis after the batch: 1 view, or 2 with ``flip`` (the images and their
+    left-right mirror, for test-time augmentation).
+    """
+
+    def replica_step(x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        views = [model(x, training=False)]
+        if flip:
+            views.append(model(tf.reverse(x, axis=[2]), training=False))  # [batch, height, width, channels]
+        return tf.cast(tf.stack(views, axis=1), tf.float32), weights
+
+    @tf.function
+    def predict(iterator: Iterator, steps: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        outputs = tf.TensorArray(tf.float32, size=steps, infer_shape=False)
+        weights = tf.TensorArray(tf.float32, size=steps, infer_shape=False)
+        for index in tf.range(steps):
+            step_outputs, step_weights = strategy.run(replica_step, args=next(iterator))
+            outputs = outputs.write(index, strategy.gather(step_outputs, axis=0))
+            weights = weights.write(index, strategy.gather(step_weights, axis=0))
+        return outputs.concat(), weights.concat()
+
+    return predict

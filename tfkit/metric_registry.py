@@ -45,7 +45,7 @@ class Metric:
 
 _METRICS = (
     Metric("loss", "min"),
-    # What task.metrics accepts: tfkit.loop.make_metrics builds each of these.
+    # What task.metrics accepts: tfkit.metric_builder.make_metrics builds each of these.
     Metric("accuracy", "max", built_in=True),
     Metric("mae", "min", built_in=True),
     Metric("mse", "min", built_in=True),

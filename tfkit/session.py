@@ -67,7 +67,15 @@ def trainer(
     evaluate = None
     if config.data.eval and eval_schema is not None:
         evaluate = Evaluator(
-            config, strategy=selected.strategy, parts=built, folder=config.data.eval, schema=eval_schema
+            config,
+            strategy=selected.strategy,
+            model=built.model,
+            loss_fn=built.loss_fn,
+            loss_metric=built.eval_loss,
+            metrics=built.eval_metrics,
+            folder=config.data.eval,
+            schema=eval_schema,
+            pipelines=plan.input_pipelines(selected),
         )
     return Trainer(
         config,

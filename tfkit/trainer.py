@@ -79,6 +79,11 @@ class Trainer:
         self.nan_retries = 0
         self.early_stopped: dict[str, Any] | None = None
         self.preemption: Any = None
+        # One iterator serves every epoch (see tfkit.data.dataset_fn's until_epoch); it is valid for the position
+        # it stands at, and dropped whenever the state goes back (a recovery) or the split changes.
+        self.iterator: Any = None
+        self.iterator_at: tuple[int, int] | None = None
+        self.iterator_until = 0
         self.watch = stopping.StopWatch(
             time_limit_seconds=config.train.time_limit,
             started=report.clocks.started,
@@ -91,6 +96,7 @@ class Trainer:
         self.split = split
         self.plan = plan.make(self.config, selected=self.selected, train_schema=self.train_schema, batch=split.pair)
         self.train_fn = self._train_function()
+        self.iterator = None
         self.state.batch.assign(split.pair)
         if split.source != "config":
             self.work.write_batch(split.to_json())
@@ -187,20 +193,28 @@ class Trainer:
             for metric in (parts.train_loss, *parts.train_metrics.values()):
                 metric.reset_state()
         self._freeze_backbone(epoch, position=position)
-        iterator = iter(
-            self.strategy.distribute_datasets_from_function(
-                data.dataset_fn(
-                    config.data.train,
-                    self.train_schema,
-                    config.data,
-                    per_replica_batch_size=run_plan.per_replica_batch_size,
-                    training=True,
-                    seed=config.seed,
-                    epoch=epoch,
-                    skip_batches=position * run_plan.micro_batches_per_pipeline,
+        if self.iterator is None or self.iterator_at != (epoch, position):
+            # A file cache is written by one epoch's reader and read by the next: one iterator per epoch then.
+            until = epoch + 1 if config.data.cache else min(run_plan.epochs, epoch + data.EPOCHS_PER_ITERATOR)
+            self.iterator_until = until
+            self.iterator = iter(
+                self.strategy.distribute_datasets_from_function(
+                    data.dataset_fn(
+                        config.data.train,
+                        self.train_schema,
+                        config.data,
+                        per_replica_batch_size=run_plan.per_replica_batch_size,
+                        training=True,
+                        seed=config.seed,
+                        epoch=epoch,
+                        skip_batches=position * run_plan.micro_batches_per_pipeline,
+                        until_epoch=until,
+                        batches_per_epoch=run_plan.steps_per_epoch * run_plan.micro_batches_per_pipeline,
+                    )
                 )
             )
-        )
+        iterator = self.iterator
+        self.iterator_at = None  # mid-epoch from here; set again once the epoch is done
         progress = self.report.progress_bar(run_plan.steps_per_epoch)
         epoch_started = time.perf_counter()
         epoch_steps = 0
@@ -229,6 +243,7 @@ class Trainer:
                 self._save()
             if mid_epoch and self.stop_reason:
                 return False
+        self.iterator_at = (epoch + 1, 0) if epoch + 1 < self.iterator_until else None
         self._end_epoch(epoch, seconds=time.perf_counter() - epoch_started, steps=epoch_steps)
         return True
 
@@ -329,6 +344,7 @@ class Trainer:
         """The in-memory state is poisoned or half-applied; the newest checkpoint is the last good one."""
         self.state.restore()
         self.step = int(self.state.step.numpy())
+        self.iterator = None  # it stands past the restored step
         self.work.rewind(self.step)
 
     def _recover_nan(self, diverged: recovery.NonFinite) -> bool:

@@ -77,7 +77,8 @@ class DataConfig:
             fills before the first batch, so a large one also delays every epoch's start.
         deterministic: Keep tf.data's output order fixed for a seed; off trades reproducibility for throughput.
         augment: ``module:function`` or ``file.py:function`` applied to each training batch after decoding:
-            ``(features, labels) -> (features, labels)``.
+            ``(features, labels, seed) -> (features, labels)``; ``seed`` is a shape-[2] int32 tensor for the
+            ``tf.image.stateless_random_*`` ops, so runs repeat and resume exactly.
         image_size: ``[height, width]`` to resize encoded images to; needed when their sizes vary.
         cache: A file path prefix to cache the records in after the first epoch (e.g. data read from ``gs://``);
             None for no cache.

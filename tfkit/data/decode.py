@@ -12,16 +12,23 @@ Batch = tuple[tf.Tensor, tf.Tensor, tf.Tensor]  # features, labels, per-example 
 
 
 def parser(
-    schema: Schema, *, features: str, label: str, image_size: tuple[int, ...] = ()
+    schema: Schema, *, features: str, label: str | None, image_size: tuple[int, ...] = ()
 ) -> Callable[[tf.Tensor], Batch]:
-    """Returns ``parse(serialized) -> (features, labels, weights)`` for whole batches of serialized records."""
-    specs = {name: parse_spec(schema.features[name]) for name in (features, label)}
+    """Returns ``parse(serialized) -> (features, labels, weights)`` for whole batches of serialized records.
+
+    Without a ``label`` (an unlabeled test split), the labels are int64 zeros, one per example.
+    """
+    names = (features,) if label is None else (features, label)
+    specs = {name: parse_spec(schema.features[name]) for name in names}
 
     def parse(serialized: tf.Tensor) -> Batch:
         parsed = tf.io.parse_example(serialized, specs)
         batch = serialized.shape[0]  # static after drop_remainder; TPUs need it kept
         x = decode(parsed[features], schema.features[features], batch=batch, image_size=image_size)
-        y = decode(parsed[label], schema.features[label], batch=batch, image_size=image_size)
+        if label is None:
+            y = tf.zeros(tf.shape(serialized)[:1], tf.int64)
+        else:
+            y = decode(parsed[label], schema.features[label], batch=batch, image_size=image_size)
         weights = tf.ones(tf.shape(serialized)[:1], tf.float32)
         return x, y, weights
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
 from tfkit.config import DataConfig
-from tfkit.data.augment import augmenter
+from tfkit.data.augment import augment_seed, augmenter
 from tfkit.data.checks import assert_labels
-from tfkit.data.decode import pad, parser
+from tfkit.data.decode import Batch, pad, parser
 from tfkit.errors import UserError
 from tfkit.records import Schema
 
@@ -18,6 +19,7 @@ _MAX_INTERLEAVE = 8
 _PREFETCH_BATCHES = 2  # per input pipeline, without data.autotune
 _RECORDS_PER_READ = 256
 _SMALL_RECORD_BYTES = 4096
+EPOCHS_PER_ITERATOR = 1000  # epochs one training iterator serves
 
 
 def shuffle_examples(schema: Schema, config: DataConfig) -> int:
@@ -35,6 +37,23 @@ def record_bytes(schema: Schema) -> int:
     return max(decoded, on_disk, 1)
 
 
+def pipeline_records(schema: Schema, *, pipelines: int) -> list[int]:
+    """Records each of ``pipelines`` input pipelines reads: pipeline ``i`` reads every ``pipelines``-th shard."""
+    return [sum(shard.records for shard in schema.shards[index::pipelines]) for index in range(pipelines)]
+
+
+def eval_steps(schema: Schema, *, per_replica_batch_size: int, pipelines: int, replicas: int) -> int:
+    """Distributed steps that show every record of an eval or predict split once.
+
+    Every pipeline yields this many steps' worth of batches (``replicas // pipelines`` per step): its records, the
+    last batch padded, then whole batches of padding, all with weight 0. A partial last step would be dropped by
+    the distributed iterator, and pipelines that ended at different steps would leave collectives waiting.
+    """
+    per_pipeline = max(1, replicas // pipelines)
+    batches = [math.ceil(count / per_replica_batch_size) for count in pipeline_records(schema, pipelines=pipelines)]
+    return max(1, max(math.ceil(count / per_pipeline) for count in batches))
+
+
 def dataset_fn(
     folder: str | Sequence[str],
     schema: Schema,
@@ -45,6 +64,9 @@ def dataset_fn(
     seed: int,
     epoch: int,
     skip_batches: int = 0,
+    labeled: bool = True,
+    until_epoch: int | None = None,
+    batches_per_epoch: int | None = None,
 ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """Returns the function that ``strategy.distribute_datasets_from_function`` calls once per input pipeline.
 
@@ -53,20 +75,27 @@ def dataset_fn(
         schema: Its schema.
         config: The ``data`` section.
         per_replica_batch_size: Examples in each batch the pipeline yields (one replica's micro-batch).
-        training: Shuffle and drop the remainder (training), or keep every record in order, padded (eval).
+        training: Shuffle, augment and drop the remainder (training), or read every record once in file order,
+            padded to a whole number of steps with zero-weight examples (eval and predict; see ``eval_steps``).
         seed: The run's seed.
         epoch: The epoch whose order to produce; with ``seed`` it fixes the order.
         skip_batches: Batches of this pipeline to skip, to resume mid-epoch at exactly the next batch.
+        labeled: Whether to read ``data.label``; without it (a test split) the labels are zeros.
+        until_epoch: Training only: yield epochs ``epoch`` to ``until_epoch - 1`` one after another, each exactly
+            ``batches_per_epoch`` batches long, from one dataset (at most ``EPOCHS_PER_ITERATOR``). One iterator
+            then serves those epochs: tearing a distributed iterator down and building the next at each epoch
+            boundary costs seconds to minutes on many replicas (its prefetch threads and per-device buffers), all
+            of it idle.
+        batches_per_epoch: The batches of this pipeline one epoch uses (steps x per-replica batches per step).
 
     Returns:
         A function from an InputContext to a dataset of ``(features, labels, weights)`` batches.
     """
     files = schema.files(folder)
-    epoch_seed = (seed * 1_000_003 + epoch) % (2**31 - 1)
     shuffle = shuffle_examples(schema, config)
     augment = augmenter(config) if training else None
-    label = schema.features[config.label]
-    classes = label.num_classes if label.encoding == "int64" else None
+    label = schema.features.get(config.label) if labeled else None
+    classes = label.num_classes if label is not None and label.encoding == "int64" else None
     # Fixed parallelism and prefetch put the pipeline's memory at its steady size from the first batch; autotuning
     # grows its buffers and threads for minutes, so memory creeps with running time (see data.autotune).
     parallel = tf.data.AUTOTUNE if config.autotune else (os.cpu_count() or 1)
@@ -78,22 +107,29 @@ def dataset_fn(
         file_records = tf.data.TFRecordDataset(path, compression_type=schema.compression or "")
         return file_records.batch(per_read) if per_read > 1 else file_records
 
-    def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        if len(files) < context.num_input_pipelines:
-            raise UserError(
-                f"'{folder}' has {len(files)} shard file(s) for {context.num_input_pipelines} input pipelines; "
-                "expected at least one per pipeline. Write the data again with more shards."
-            )
-        mine = files[context.input_pipeline_id :: context.num_input_pipelines]
-        dataset = tf.data.Dataset.from_tensor_slices(mine)
+    def one_epoch(context: tf.distribute.InputContext, epoch: tf.Tensor, skip: tf.Tensor) -> tf.data.Dataset:
+        # The order is a function of the seed and the epoch alone. The epoch is a tensor (epochs are chained in one
+        # dataset), so the shuffles are stateless ops keyed by it: Dataset.shuffle cannot take a tensor seed.
+        epoch_seed = (tf.constant(seed, tf.int64) * 1_000_003 + epoch) % (2**31 - 1)
+        pipeline_id, pipelines = context.input_pipeline_id, context.num_input_pipelines
+        mine = files[pipeline_id::pipelines]
+        names = tf.constant(mine)
         if training and not config.cache:  # a cache is written in one file order and read back in it
-            dataset = dataset.shuffle(len(mine), seed=epoch_seed)
-        dataset = dataset.interleave(
-            read_file,
-            cycle_length=min(len(mine), _MAX_INTERLEAVE),
-            num_parallel_calls=tf.data.AUTOTUNE if config.autotune else min(len(mine), _MAX_INTERLEAVE),
-            deterministic=True,
-        )
+            names = tf.random.experimental.stateless_shuffle(
+                names, seed=tf.stack([epoch_seed, tf.constant(-1, tf.int64)])
+            )
+        dataset = tf.data.Dataset.from_tensor_slices(names)
+        if training:
+            dataset = dataset.interleave(
+                read_file,
+                cycle_length=min(len(mine), _MAX_INTERLEAVE),
+                num_parallel_calls=tf.data.AUTOTUNE if config.autotune else min(len(mine), _MAX_INTERLEAVE),
+                deterministic=True,
+            )
+        else:
+            # File order, record by record: predictions come out in the order of the files, which a submission
+            # (and its id column) expects. Decoding, not reading, is the cost, and it stays parallel below.
+            dataset = dataset.flat_map(read_file)
         if per_read > 1:
             dataset = dataset.unbatch()
         if config.cache:
@@ -102,18 +138,58 @@ def dataset_fn(
                 f"{config.cache}-{split}-{context.input_pipeline_id}-of-{context.num_input_pipelines}"
             )
         if training and shuffle:
-            dataset = dataset.shuffle(shuffle, seed=epoch_seed)
+            # A block shuffle: each block of ``shuffle`` records is permuted by a stateless op keyed by the epoch and
+            # the block, in the memory a shuffle buffer of that size takes.
+            dataset = dataset.batch(shuffle).enumerate()
+            dataset = dataset.map(
+                lambda block, records: tf.random.experimental.stateless_shuffle(
+                    records, seed=tf.stack([epoch_seed, block])
+                )
+            ).unbatch()
         dataset = dataset.batch(per_replica_batch_size, drop_remainder=training)
-        if skip_batches:
-            dataset = dataset.skip(skip_batches)  # before parsing: skipped batches are read, never decoded
-        parse = parser(schema, features=config.features, label=config.label, image_size=config.image_size)
-        dataset = dataset.map(parse, num_parallel_calls=parallel, deterministic=True)
+        # The batch's index in the epoch, counted before any skip: with the seed and the epoch it seeds the
+        # augmentation, so a resumed run augments batch k exactly as an uninterrupted one does.
+        dataset = dataset.enumerate()
+        dataset = dataset.skip(skip)  # before parsing: skipped batches are read, never decoded
+        parse = parser(
+            schema, features=config.features, label=config.label if labeled else None, image_size=config.image_size
+        )
+        dataset = dataset.map(
+            lambda index, serialized: (index, *parse(serialized)), num_parallel_calls=parallel, deterministic=True
+        )
+        if augment is not None:
+
+            def augment_batch(index: tf.Tensor, x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> Batch:
+                seed = augment_seed(epoch_seed, batch=index, pipeline=pipeline_id, pipelines=pipelines)
+                return (*augment(x, y, seed), weights)
+
+            dataset = dataset.map(augment_batch, num_parallel_calls=parallel, deterministic=True)
+        else:
+            dataset = dataset.map(lambda index, x, y, weights: (x, y, weights))
         if classes:  # labels past the ones checked at start: an InvalidArgumentError starting "tfkit-data:"
             dataset = dataset.map(lambda x, y, w: (x, assert_labels(y, classes), w))
-        if augment is not None:
-            dataset = dataset.map(lambda x, y, w: (*augment(x, y), w), num_parallel_calls=parallel, deterministic=True)
         if not training:
             dataset = dataset.map(lambda x, y, w: pad(x, y, w, per_replica_batch_size))
+            dataset = _pad_to_steps(dataset, schema, per_replica_batch_size=per_replica_batch_size, context=context)
+        return dataset
+
+    def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        if len(files) < context.num_input_pipelines:
+            raise UserError(
+                f"'{folder}' has {len(files)} shard file(s) for {context.num_input_pipelines} input pipelines; "
+                "expected at least one per pipeline. Write the data again with more shards."
+            )
+        if training:
+            first = tf.constant(epoch, tf.int64)
+
+            def epoch_batches(current: tf.Tensor) -> tf.data.Dataset:
+                skip = tf.where(current == first, tf.constant(skip_batches, tf.int64), tf.constant(0, tf.int64))
+                batches = one_epoch(context, current, skip)
+                return batches if batches_per_epoch is None else batches.take(batches_per_epoch - skip)
+
+            dataset = tf.data.Dataset.range(epoch, until_epoch or epoch + 1).flat_map(epoch_batches)
+        else:
+            dataset = one_epoch(context, tf.constant(epoch, tf.int64), tf.constant(0, tf.int64))
         options = tf.data.Options()
         options.deterministic = config.deterministic
         options.autotune.enabled = config.autotune
@@ -124,3 +200,26 @@ def dataset_fn(
         return dataset.with_options(options).prefetch(tf.data.AUTOTUNE if config.autotune else _PREFETCH_BATCHES)
 
     return make
+
+
+def _pad_to_steps(
+    dataset: tf.data.Dataset, schema: Schema, *, per_replica_batch_size: int, context: tf.distribute.InputContext
+) -> tf.data.Dataset:
+    """Appends zero-weight batches until this pipeline yields exactly ``eval_steps`` steps' worth of batches."""
+    pipelines = context.num_input_pipelines
+    steps = eval_steps(
+        schema,
+        per_replica_batch_size=per_replica_batch_size,
+        pipelines=pipelines,
+        replicas=context.num_replicas_in_sync,
+    )
+    wanted = steps * max(1, context.num_replicas_in_sync // pipelines)
+    records = pipeline_records(schema, pipelines=pipelines)[context.input_pipeline_id]
+    missing = wanted - math.ceil(records / per_replica_batch_size)
+    if missing <= 0:
+        return dataset
+    spec = dataset.element_spec
+    padding = tf.data.Dataset.range(missing).map(
+        lambda _: tuple(tf.zeros(part.shape, part.dtype) for part in spec)  # weight 0: counts for nothing
+    )
+    return dataset.concatenate(padding)

@@ -1,0 +1,296 @@
+"""Images of varying size, read, decoded, resized to 128 and augmented: tfkit against the alternatives, in one process.
+
+A folder of generated JPEGs (``--images``, of 96 to 320 pixels a side, in 2 class folders) is converted once with
+``tfkit.records.write``. Then, alternating for ``--repeats`` rounds after a warm-up:
+
+- ``tfkit``: ``tfkit.data.dataset_fn`` over the shards, ``data.image_size: [128, 128]``, a seeded flip-and-crop
+  ``data.augment``;
+- ``hand``: a hand-tuned ``tf.data`` pipeline over the same shards (parallel reads, parse and decode with
+  ``AUTOTUNE``, the same augmentation), the practical limit;
+- ``keras``: ``keras.utils.image_dataset_from_directory`` over the JPEG folder, with the same augmentation.
+
+Goals: tfkit at least 0.9x ``hand`` and faster than ``keras``. It also times ``tfkit.predict.run`` against
+``model.predict`` over a ``tf.data`` pipeline of the same shards (goal >= 1.0x), and, in a subprocess with 8 CPU
+replicas, the cost of an epoch boundary: one iterator for every epoch (what tfkit's trainer does) against an
+iterator built and torn down per epoch (goal < 1 s). The last line is JSON.
+
+    python benchmarks/images.py [--images 1000] [--batch 32] [--repeats 3] [--skip_boundary]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import tfkit.predict
+import tfkit.train
+from tfkit import config as config_lib
+from tfkit import data, distribute, export, records
+from tfkit.records.sources import ImageFolderSource
+
+SIZE = 128
+AUGMENT = """
+import tensorflow as tf
+
+def flip_and_crop(images, labels, seed):
+    images = tf.image.stateless_random_flip_left_right(images, seed)
+    batch = tf.shape(images)[0]
+    cropped = tf.image.stateless_random_crop(images, tf.stack([batch, 112, 112, 3]), seed + 1)
+    return tf.image.resize(cropped, [128, 128]), labels
+"""
+MODEL = """
+import keras
+
+def small(*, input_shape, num_classes):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    x = keras.layers.Conv2D(8, 5, strides=4, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+"""
+
+
+def flip_and_crop(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The augmentation every pipeline applies (the same as ``AUGMENT``)."""
+    images = tf.image.stateless_random_flip_left_right(images, seed)
+    batch = tf.shape(images)[0]
+    cropped = tf.image.stateless_random_crop(images, tf.stack([batch, 112, 112, 3]), seed + 1)
+    return tf.image.resize(cropped, [SIZE, SIZE]), labels
+
+
+def make_images(root: Path, count: int) -> None:
+    """Writes ``count`` JPEGs of varying size in two class folders."""
+    generator = np.random.default_rng(0)
+    for index in range(count):
+        height, width = (int(size) for size in generator.integers(96, 320, size=2))
+        pixels = generator.integers(0, 255, size=(height // 8, width // 8, 3), dtype=np.uint8)
+        image = tf.image.resize(pixels, [height, width], method="nearest")  # blocks: JPEG-sized like photos
+        folder = root / ("a" if index % 2 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{index:05d}.jpg").write_bytes(tf.io.encode_jpeg(tf.cast(image, tf.uint8), quality=90).numpy())
+
+
+def count_images(dataset: tf.data.Dataset) -> int:
+    """Iterates a dataset of (images, labels, ...) batches and returns the examples seen."""
+    seen = 0
+    for batch in dataset:
+        seen += int(batch[0].shape[0])
+    return seen
+
+
+def hand_tuned(shards: list[str], batch: int) -> tf.data.Dataset:
+    """The limit: parallel reads, decoding and resizing with AUTOTUNE, then the same augmentation."""
+    spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+
+    def decode(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        parsed = tf.io.parse_single_example(record, spec)
+        image = tf.io.decode_jpeg(parsed["image"], channels=3)
+        return tf.cast(tf.image.resize(image, [SIZE, SIZE]), tf.uint8), parsed["label"]
+
+    dataset = tf.data.TFRecordDataset(shards, num_parallel_reads=tf.data.AUTOTUNE)
+    dataset = dataset.shuffle(1024, seed=0).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch, drop_remainder=True).enumerate()
+    dataset = dataset.map(
+        lambda index, pair: flip_and_crop(*pair, tf.stack([0, tf.cast(index, tf.int32)])),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def keras_folder(folder: Path, batch: int) -> tf.data.Dataset:
+    """``keras.utils.image_dataset_from_directory`` with the same augmentation."""
+    dataset = keras.utils.image_dataset_from_directory(
+        folder, image_size=(SIZE, SIZE), batch_size=batch, seed=0, verbose=False
+    )
+    dataset = dataset.enumerate().map(
+        lambda index, pair: flip_and_crop(*pair, tf.stack([0, tf.cast(index, tf.int32)])),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def alternate(candidates: dict[str, Callable[[], int]], repeats: int) -> dict[str, float]:
+    """Examples per second of each candidate: median over rounds that alternate, after one warm-up each."""
+    for run in candidates.values():
+        run()
+    rates: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, run in candidates.items():
+            started = time.perf_counter()
+            examples = run()
+            rates[name].append(examples / (time.perf_counter() - started))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def boundary(shards_root: str, *, epochs: int, batch: int) -> dict[str, float]:
+    """In this process (8 CPU replicas): seconds per epoch boundary, one iterator against one per epoch."""
+    strategy = distribute.select(config_lib.DistributeConfig(strategy="cpu", cpu_replicas=8)).strategy
+    section = config_lib.DataConfig(train=shards_root, features="image", label="label", image_size=(32, 32))
+    schema = data.load_schema(shards_root, section)
+    steps = max(1, schema.records // (batch * 8))
+
+    @tf.function
+    def step(iterator: object, count: tf.Tensor) -> tf.Tensor:
+        total = tf.constant(0.0)
+        for _ in tf.range(count):
+            x, _, _ = next(iterator)  # type: ignore[call-overload]
+            total += strategy.reduce("SUM", strategy.run(lambda x: tf.reduce_sum(tf.cast(x, tf.float32)), (x,)), None)
+        return total
+
+    def make(epoch: int, until: int | None) -> object:
+        return iter(
+            strategy.distribute_datasets_from_function(
+                data.dataset_fn(
+                    shards_root,
+                    schema,
+                    section,
+                    per_replica_batch_size=batch,
+                    training=True,
+                    seed=0,
+                    epoch=epoch,
+                    until_epoch=until,
+                    batches_per_epoch=steps * 8,
+                )
+            )
+        )
+
+    costs: dict[str, float] = {}
+    for mode in ("per_epoch", "one_iterator"):
+        iterator = make(0, epochs) if mode == "one_iterator" else None
+        gaps = []
+        for epoch in range(epochs):
+            started = time.perf_counter()
+            if mode == "per_epoch":
+                iterator = make(epoch, None)
+            step(iterator, tf.constant(1))  # the boundary: everything until the epoch's first step is done
+            gaps.append(time.perf_counter() - started)
+            if steps > 1:
+                step(iterator, tf.constant(steps - 1))
+            if mode == "per_epoch":
+                started = time.perf_counter()
+                del iterator
+                gc.collect()
+                gaps[-1] += time.perf_counter() - started
+        costs[mode] = statistics.median(gaps[1:])  # the first includes tracing
+    return costs
+
+
+def main() -> None:
+    """Runs the benchmark and prints the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip_boundary", action="store_true")
+    parser.add_argument("--boundary_only", help=argparse.SUPPRESS)  # the 8-replica subprocess
+    args = parser.parse_args()
+    if args.boundary_only:
+        print(json.dumps(boundary(args.boundary_only, epochs=4, batch=4)))
+        return
+
+    scratch = Path(tempfile.mkdtemp(prefix="tfkit-images-"))
+    folder = scratch / "jpegs"
+    make_images(folder, args.images)
+    schema = records.write(ImageFolderSource(str(folder)), scratch / "shards", min_shards=8)
+    shards = schema.files(str(scratch / "shards"))
+    augment_file = scratch / "augment.py"
+    augment_file.write_text(AUGMENT)
+    section = config_lib.DataConfig(
+        train=str(scratch / "shards"),
+        image_size=(SIZE, SIZE),
+        augment=f"{augment_file}:flip_and_crop",
+        shuffle_buffer=1024,
+    )
+    loaded = data.load_schema(str(scratch / "shards"), section)
+
+    def tfkit_epoch() -> int:
+        make = data.dataset_fn(
+            str(scratch / "shards"), loaded, section, per_replica_batch_size=args.batch, training=True, seed=0, epoch=0
+        )
+        return count_images(make(tf.distribute.InputContext()))
+
+    rates = alternate(
+        {
+            "tfkit": tfkit_epoch,
+            "hand": lambda: count_images(hand_tuned(shards, args.batch)),
+            "keras": lambda: count_images(keras_folder(folder, args.batch)),
+        },
+        args.repeats,
+    )
+
+    # Predictions: tfkit.predict against model.predict over a tf.data pipeline of the same shards.
+    model_path = scratch / "model.py"
+    model_path.write_text(MODEL)
+    run = scratch / "run"
+    tfkit.train.run(
+        {
+            "model": f"{model_path}:small",
+            "data": {"train": str(scratch / "shards"), "image_size": [SIZE, SIZE], "shuffle_buffer": 256},
+            "train": {"epochs": 1, "global_batch_size": args.batch, "steps_per_execution": 8},
+            "distribute": {"strategy": "cpu"},
+        },
+        workdir=run,
+    )
+    restored, _ = export.restore_model(run)
+    spec = {"image": tf.io.FixedLenFeature([], tf.string)}
+
+    def keras_predict() -> int:
+        dataset = tf.data.TFRecordDataset(shards).map(
+            lambda record: tf.cast(
+                tf.image.resize(tf.io.decode_jpeg(tf.io.parse_single_example(record, spec)["image"], 3), [SIZE, SIZE]),
+                tf.uint8,
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        return len(restored.predict(dataset.batch(args.batch).prefetch(tf.data.AUTOTUNE), verbose=0))
+
+    def tfkit_predict() -> int:
+        out = scratch / "outputs.npy"
+        tfkit.predict.run(run, data=str(scratch / "shards"), out=out, output="raw", force=True, progress=False)
+        return len(np.load(out))
+
+    predict_rates = alternate({"tfkit.predict": tfkit_predict, "model.predict": keras_predict}, args.repeats)
+
+    result = {
+        "images": args.images,
+        "examples_per_second": {**rates, **predict_rates},
+        "tfkit_vs_hand": rates["tfkit"] / rates["hand"],
+        "tfkit_vs_keras": rates["tfkit"] / rates["keras"],
+        "predict_vs_model_predict": predict_rates["tfkit.predict"] / predict_rates["model.predict"],
+    }
+    if not args.skip_boundary:
+        process = subprocess.run(
+            [sys.executable, __file__, "--boundary_only", str(scratch / "shards")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            check=True,
+        )
+        result["epoch_boundary_seconds_8_replicas"] = json.loads(process.stdout.strip().splitlines()[-1])
+    print(f"tfkit pipeline vs hand-tuned tf.data: {result['tfkit_vs_hand']:.2f}x (goal >= 0.9x)")
+    print(f"tfkit pipeline vs keras image_dataset_from_directory: {result['tfkit_vs_keras']:.2f}x (goal > 1x)")
+    print(f"tfkit.predict vs model.predict: {result['predict_vs_model_predict']:.2f}x (goal >= 1.0x)")
+    if "epoch_boundary_seconds_8_replicas" in result:
+        costs = result["epoch_boundary_seconds_8_replicas"]
+        print(
+            f"epoch boundary at 8 replicas: {costs['one_iterator']:.2f} s with one iterator, "
+            f"{costs['per_epoch']:.2f} s with one per epoch (goal < 1 s)"
+        )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

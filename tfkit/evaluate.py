@@ -1,0 +1,131 @@
+"""``python -m tfkit.evaluate WORKDIR --data GLOB``: a trained run's loss and metrics on a split.
+
+The run's best checkpoint (or ``--checkpoint last``) is restored on the strategy training chose, the split is read
+with the run's own preprocessing, and every record counts once, whatever the number of replicas. The metrics are
+printed and written as JSON beside the run (``WORKDIR.metrics.json``), never inside it unless ``--out`` says so;
+an existing file is kept unless ``--force``.
+
+From Python: ``tfkit.evaluate.run("runs/digits", data="tfrecords/digits/eval")`` returns the same dictionary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from tfkit import cli, losses, metric_builder, restore
+from tfkit.errors import UserError
+from tfkit.evaluation import Evaluator
+
+
+def run(
+    workdir: str | os.PathLike[str],
+    *,
+    data: str,
+    out: str | os.PathLike[str] | None = None,
+    checkpoint: str = "best",
+    batch_size: int | None = None,
+    cpu_replicas: int | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Evaluates a run's model on a split, writes the metrics file, and returns what it holds.
+
+    Args:
+        workdir: The run folder of ``python -m tfkit.train``.
+        data: The split: a folder of shards with a schema, or a glob of them.
+        out: The JSON file to write; by default ``WORKDIR.metrics.json`` beside the run folder.
+        checkpoint: ``best`` or ``last``.
+        batch_size: The global batch; the run's by default. The metrics do not depend on it.
+        cpu_replicas: Mirror over this many logical CPUs instead of the run's own strategy choice.
+        force: Replace an existing ``out``.
+
+    Returns:
+        ``{"metrics": {...}, "records": N, "checkpoint": PATH, "data": DATA, "replicas": R}``.
+
+    Raises:
+        UserError: A missing run or split, a split without the run's label, or an existing ``out`` without ``force``.
+    """
+    root = Path(workdir)
+    target = Path(out) if out is not None else root.with_name(f"{root.name}.metrics.json")
+    if target.exists() and not force:
+        raise UserError(f"'{target}' already exists; expected a new file. Pass --force to replace it, or --out.")
+    restored = restore.load(root, which=checkpoint, cpu_replicas=cpu_replicas)
+    config = restored.config
+    schema, section = restore.read_split(data, config, labeled=True)
+    task = config.task
+    with restored.selected.strategy.scope():
+        metrics = metric_builder.make_metrics(
+            task.metrics,
+            loss=task.loss,
+            from_logits=task.from_logits,
+            num_classes=restored.num_classes,
+            data_range=task.data_range,
+        )
+        loss_metric = keras.metrics.Mean(name="loss")
+    evaluator = Evaluator(
+        dataclasses.replace(config, data=section),
+        strategy=restored.selected.strategy,
+        model=restored.model,
+        loss_fn=losses.per_example_loss(task.loss, from_logits=task.from_logits),
+        loss_metric=loss_metric,
+        metrics=metrics,
+        folder=data,
+        schema=schema,
+        pipelines=restored.pipelines,
+    )
+    values = evaluator(per_replica_batch_size=restored.per_replica_batch_size(batch_size))
+    result = {
+        "metrics": values,
+        "records": schema.records,
+        "checkpoint": restored.checkpoint,
+        "data": str(data),
+        "replicas": restored.selected.replicas,
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(temporary, target)
+    return {**result, "out": str(target)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit code."""
+    parser = cli.Parser("python -m tfkit.evaluate", description=__doc__)
+    parser.add_argument("workdir", help="the run folder of python -m tfkit.train")
+    parser.add_argument("--data", required=True, help="the split: a folder of shards with a schema, or a glob")
+    parser.add_argument("--out", help="the metrics JSON to write (default: WORKDIR.metrics.json beside the run)")
+    parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint to use")
+    parser.add_argument("--batch_size", type=_positive, help="global batch (default: the run's)")
+    parser.add_argument("--cpu_replicas", type=_positive, help="mirror over N logical CPUs")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
+    result = run(
+        args.workdir,
+        data=args.data,
+        out=args.out,
+        checkpoint=args.checkpoint,
+        batch_size=args.batch_size,
+        cpu_replicas=args.cpu_replicas,
+        force=args.force,
+    )
+    shown = " ".join(f"{name} {value:.6g}" for name, value in result["metrics"].items())
+    print(f"tfkit: {result['records']} records of {args.data}: {shown}")
+    print(f"tfkit: wrote {result['out']}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(f"received {text!r}; expected a whole number of at least 1.")
+    return int(text)
+
+
+if __name__ == "__main__":
+    cli.run(main)
