@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import traceback
 from collections.abc import Callable
 
 import keras
@@ -99,6 +100,7 @@ def build(config: ModelConfig, *, input_shape: tuple[int, ...], num_classes: int
         )
     if not isinstance(model, keras.Model):
         raise UserError(f"model '{name}' returned {type(model).__name__}; expected a keras.Model.")
+    _check_outputs(name, model, num_classes=num_classes)
     if config.weights:
         if not os.path.isfile(config.weights):
             raise UserError(
@@ -123,4 +125,64 @@ def _application(name: str, *, input_shape: tuple[int, ...], num_classes: int) -
 
 
 def _user_model(spec: str, *, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
-    return user_code.load_function(spec, key="model.name")(input_shape=input_shape, num_classes=num_classes)
+    """Calls the user's model function; whatever goes wrong in the user's code is reported as one line."""
+    try:
+        function = user_code.load_function(spec, key="model.name")
+    except SyntaxError as error:
+        raise UserError(
+            f"config key 'model.name': '{spec}' does not parse: {error.msg} ({error.filename}, line {error.lineno}); "
+            "fix the syntax error."
+        ) from None
+    except UserError:
+        raise
+    except Exception as error:
+        raise UserError(
+            f"config key 'model.name': importing '{spec}' raised {type(error).__name__}: {_first_line(error)}"
+            f"{_where(error)}; fix the module."
+        ) from None
+    try:
+        inspect.signature(function).bind(input_shape=input_shape, num_classes=num_classes)
+    except TypeError:
+        raise UserError(
+            f"config key 'model.name': '{spec}' takes {inspect.signature(function)}; expected a function called as "
+            "f(*, input_shape, num_classes) that returns a keras.Model."
+        ) from None
+    except ValueError:
+        pass  # a builtin or C function without a signature: call it and see
+    try:
+        return function(input_shape=input_shape, num_classes=num_classes)
+    except Exception as error:
+        raise UserError(
+            f"model '{spec}' raised {type(error).__name__} while building for input {input_shape} and "
+            f"{num_classes} classes: {_first_line(error)}{_where(error)}; fix the model function."
+        ) from None
+
+
+def _check_outputs(name: str, model: keras.Model, *, num_classes: int) -> None:
+    """Refuses a model whose head does not give ``num_classes`` values, before any data reaches it."""
+    try:
+        outputs = list(model.outputs or [])
+    except (AttributeError, ValueError):
+        return  # a subclassed model has no symbolic outputs before its first call; the first step checks it
+    if len(outputs) != 1:
+        raise UserError(f"model '{name}' has {len(outputs)} outputs; expected one output of {num_classes} logits.")
+    width = outputs[0].shape[-1] if outputs[0].shape.rank else None
+    if width is not None and width != num_classes:
+        raise UserError(
+            f"model '{name}' outputs {width} values per example (output shape {tuple(outputs[0].shape)}); expected "
+            f"{num_classes} (num_classes). Make the last layer Dense({num_classes}) or set model.num_classes."
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _where(error: BaseException) -> str:
+    """`` (file.py, line N)`` of the deepest frame outside Keras and TensorFlow: where the user's code failed."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if "site-packages" not in frame.filename]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" ({os.path.basename(frame.filename)}, line {frame.lineno})"

@@ -124,7 +124,7 @@ class Trainer:
         # Resume order: restore the newest valid checkpoint (model, optimizer, metrics, step), then cut the logs back
         # to its step, then rebuild the data at epoch step // steps_per_epoch and skip to batch step % steps_per_epoch.
         split_changed = True
-        if self.state.restore():
+        if self.state.restore(say=report.say):
             self.step = int(self.state.step.numpy())
             if previous and previous.get("status") == "completed" and self.step >= run_plan.total_steps:
                 report.say(
@@ -157,8 +157,10 @@ class Trainer:
         self.watch.catch_sigterm(self.preemption is None)
         if self.step == 0:
             self._save()  # a good state to come back to, should the first steps already diverge or run out
+        if stopping.received():  # a signal during set-up: the state is saved, nothing to train first
+            self.stop_reason = self.stop_reason or "signal"
         with self.guard, self.watch:
-            while not self._train_until_stop():
+            while self.stop_reason is None and not self._train_until_stop():
                 pass
         return self._finish(previous)
 
@@ -222,7 +224,7 @@ class Trainer:
             # A stop on the epoch's last step first finishes the epoch (eval, history row, checkpoint) below: a
             # checkpoint past the end of an epoch whose row was never written loses the row.
             mid_epoch = position < run_plan.steps_per_epoch
-            if mid_epoch and (self.stop_reason or due):
+            if mid_epoch and (self.stop_reason or due) and self.stop_reason != "disk_full":
                 self._save()
             if mid_epoch and self.stop_reason:
                 return False
@@ -273,7 +275,8 @@ class Trainer:
             self._plateau(improved)
         # The epoch's rows are written before its checkpoint: a kill in between resumes from the checkpoint before,
         # and rewind() removes the rows, so they are never duplicated or lost.
-        self._save(best=value if improved else None)
+        if self.stop_reason != "disk_full":
+            self._save(best=value if improved else None)
         self.stop_reason = self.stop_reason or self.watch.reason(step_before=self.step, step_after=self.step)
 
     def _plateau(self, improved: bool) -> None:
@@ -290,9 +293,15 @@ class Trainer:
         self.state.plateau_wait.assign(wait)
 
     def _save(self, best: float | None = None) -> None:
+        """Checkpoints; a full disk stops the run (``disk_full``), the previous checkpoint being the newest intact."""
         clocks = self.report.clocks
         saved_at = time.monotonic()
-        self.state.save(step=self.step, elapsed=clocks.trained(), best=best)
+        try:
+            self.state.save(step=self.step, elapsed=clocks.trained(), best=best)
+        except checkpoint.DiskFull as full:
+            self.stop_reason = "disk_full"
+            self.stop_detail = f"{full}; free space and run the same command to resume from the previous checkpoint."
+            return
         seconds = time.monotonic() - saved_at
         clocks.saved(seconds)
         self.watch.record_save(seconds)
