@@ -104,6 +104,22 @@ class RunState:
             self._manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=self.keep)
         return self._manager
 
+    def check_resumable(self) -> None:
+        """Refuses, before anything is written, a workdir whose checkpoints cannot be resumed.
+
+        Raises:
+            UserError: Another model or global batch (``check_identity``), or no intact checkpoint among several.
+        """
+        self.check_identity()
+        paths = tf.train.get_checkpoint_state(str(self.directory)) if self.directory.is_dir() else None
+        candidates = list(paths.all_model_checkpoint_paths) if paths else []
+        problems = [checksums.problem(path) for path in candidates]
+        if candidates and all(problems):
+            raise UserError(
+                f"every checkpoint in '{self.directory}' is damaged ({problems[-1]} in the newest); expected an "
+                "intact one to resume. Use --restart to train again (the damaged run is kept under a new name)."
+            )
+
     def restore(self, say: Callable[[str], None] = print) -> bool:
         """Restores the newest intact checkpoint, if there is one; a damaged newer one is skipped, saying so.
 
@@ -194,7 +210,7 @@ class RunState:
             return sum(path.stat().st_size for path in checksums.files_of(latest))
         variables = self.checkpoint.model.variables if hasattr(self.checkpoint, "model") else []
         # Before the first save the optimizer may not have its slots yet: count them as two more copies (Adam).
-        return 3 * sum(int(variable.shape.num_elements() or 0) * variable.dtype.size for variable in variables)
+        return 3 * sum(math.prod(variable.shape) * tf.as_dtype(variable.dtype).size for variable in variables)
 
     def _remove_partial(self, step: int) -> None:
         """Removes what a failed save of ``step`` left, unless ``step`` is the checkpoint the state file names."""

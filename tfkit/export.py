@@ -55,13 +55,8 @@ def restore_model(workdir: str | os.PathLike[str], *, which: str = "best") -> tu
     Raises:
         UserError: The folder holds no tfkit run or no checkpoint.
     """
-    root = Path(workdir)
+    root = _check_run(workdir)
     identity_path = root / "checkpoints" / checkpoint_lib.RUN_FILE
-    if not (root / "config.yaml").is_file() or not identity_path.is_file():
-        raise UserError(
-            f"'{root}' holds no tfkit run with checkpoints; expected a workdir of python -m tfkit.train "
-            "(with config.yaml and checkpoints/run.json)."
-        )
     if which not in ("best", "last"):
         raise UserError(f"--checkpoint received {which!r}; expected best or last.")
     config = config_lib.load(root / "config.yaml")
@@ -88,6 +83,16 @@ def restore_model(workdir: str | os.PathLike[str], *, which: str = "best") -> tu
     # The optimizer and metrics in the file are not needed to predict; every model variable must be restored.
     tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
     return model, path
+
+
+def _check_run(workdir: str | os.PathLike[str]) -> Path:
+    root = Path(workdir)
+    if not (root / "config.yaml").is_file() or not (root / "checkpoints" / checkpoint_lib.RUN_FILE).is_file():
+        raise UserError(
+            f"'{root}' holds no tfkit run with checkpoints; expected a workdir of python -m tfkit.train "
+            "(with config.yaml and checkpoints/run.json)."
+        )
+    return root
 
 
 def check_output(workdir: str | os.PathLike[str], out: str | os.PathLike[str], *, force: bool = False) -> Path:
@@ -136,6 +141,7 @@ def export(
     Returns:
         The path written.
     """
+    _check_run(workdir)
     target = check_output(workdir, out, force=force)
     model, _ = restore_model(workdir, which=which)
     stopping.check("restoring the model")

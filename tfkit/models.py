@@ -166,10 +166,11 @@ def _check_outputs(name: str, model: keras.Model, *, num_classes: int) -> None:
         return  # a subclassed model has no symbolic outputs before its first call; the first step checks it
     if len(outputs) != 1:
         raise UserError(f"model '{name}' has {len(outputs)} outputs; expected one output of {num_classes} logits.")
-    width = outputs[0].shape[-1] if outputs[0].shape.rank else None
+    shape = tuple(outputs[0].shape)
+    width = shape[-1] if shape else None
     if width is not None and width != num_classes:
         raise UserError(
-            f"model '{name}' outputs {width} values per example (output shape {tuple(outputs[0].shape)}); expected "
+            f"model '{name}' outputs {width} values per example (output shape {shape}); expected "
             f"{num_classes} (num_classes). Make the last layer Dense({num_classes}) or set model.num_classes."
         )
 

@@ -93,7 +93,7 @@ def run(
         report=Reporter(work, started=started),
     )
     if not fresh:
-        trainer.state.check_identity()
+        trainer.state.check_resumable()
     stopping.check("building the model")
     needed = trainer.state.expected_bytes() + (1 << 20)
     if not fresh and disk.free_bytes(work.root) < needed:
