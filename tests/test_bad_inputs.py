@@ -11,8 +11,14 @@ module-scoped fixture, and the tests only read the outcomes.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -320,3 +326,99 @@ def test_a_refused_restart_keeps_the_old_run_where_it_was(outcomes):
 def test_stderr_lines_counts_only_what_a_person_reads(outcomes):
     # A case that exits 0 writes nothing to stderr, so the battery's one-line rule is not trivially met.
     assert stderr_lines(outcomes["train-help"].result) == []
+
+
+# --- signals at several moments from process start -------------------------------------------------------------------
+
+
+def train_process(folder: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tfkit.train", "--workdir", "w", "--set", "train.epochs=100", *extra],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("number", "moment"),
+    [
+        (signal.SIGINT, 0.5),
+        (signal.SIGINT, 2.0),
+        (signal.SIGTERM, 2.0),
+        (signal.SIGINT, 4.0),
+        (signal.SIGINT, "set-up"),
+        (signal.SIGINT, "training"),
+        (signal.SIGTERM, "training"),
+    ],
+    ids=["SIGINT-0.5s", "SIGINT-2s", "SIGTERM-2s", "SIGINT-4s", "SIGINT-set-up", "SIGINT-training", "SIGTERM-training"],
+)
+def test_a_signal_at_any_moment_ends_with_75_or_130_never_0_nor_a_traceback(tmp_path, number, moment):
+    process = train_process(tmp_path)
+    assert process.stdout is not None
+    if moment == "set-up":
+        process.stdout.readline()  # the first line: the strategy is chosen, the workdir comes next
+    elif moment == "training":
+        for line in process.stdout:
+            if line.startswith("epoch 1"):
+                break
+    else:
+        time.sleep(float(moment))
+    process.send_signal(number)
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    assert result.returncode in (75, 130), stderr[-2000:]
+    assert "Traceback" not in stderr
+    lines = stderr_lines(result)
+    assert len(lines) == 1, stderr[-2000:]
+    name = signal.Signals(number).name
+    if result.returncode == 130:
+        assert lines[0].startswith(f"tfkit: interrupted: {name} while ")
+        assert not (tmp_path / "w").exists()
+    else:
+        assert lines[0].startswith("tfkit: stopped: ")
+        summary = json.loads((tmp_path / "w" / "summary.json").read_text())
+        assert (summary["status"], summary["stop_reason"]) == ("stopped", "signal")
+    if moment == "training":
+        assert result.returncode == 75
+
+
+# --- a read-only workdir: as root, chmod does not stop writes, so it is a read-only mount -----------------------------
+
+
+@contextlib.contextmanager
+def read_only_view(source: Path, view: Path):
+    """``source`` mounted read-only at ``view`` (a bind mount); the test is skipped where that is not allowed."""
+    view.mkdir()
+    bound = subprocess.run(["mount", "--bind", str(source), str(view)], capture_output=True)
+    if bound.returncode != 0:
+        pytest.skip(f"cannot bind-mount here ({bound.stderr.decode().strip()}); a read-only folder needs one")
+    try:
+        remounted = subprocess.run(["mount", "-o", "remount,ro,bind", str(view)], capture_output=True)
+        if remounted.returncode != 0:
+            pytest.skip(f"cannot remount read-only here ({remounted.stderr.decode().strip()})")
+        yield view
+    finally:
+        subprocess.run(["umount", "-l", str(view)], check=False)
+
+
+def test_a_read_only_workdir_is_refused_with_one_line_before_anything_is_tried(trained, tmp_path):
+    shutil.copytree(trained, tmp_path / "source" / "run")
+    with read_only_view(tmp_path / "source", tmp_path / "ro"):
+        before = file_hashes(tmp_path / "source")
+        resume = tfkit_process(
+            ["tfkit.train", "--workdir", "ro/run", "--config", "ro/run/config.yaml", "--set", "train.epochs=2"],
+            cwd=tmp_path,
+        )
+        line = assert_refused(resume, before=before, roots=[tmp_path / "source"])
+        assert "'ro/run' is read-only" in line
+        new = tfkit_process(["tfkit.train", "--workdir", "ro/new"], cwd=tmp_path)
+        assert "'ro' is read-only" in assert_refused(new, before=before, roots=[tmp_path / "source"])
+        export_into = tfkit_process(["tfkit.export", "ro/run", "--out", "ro/model.keras"], cwd=tmp_path)
+        assert "is read-only" in assert_refused(export_into, before=before, roots=[tmp_path / "source"])
