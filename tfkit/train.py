@@ -96,7 +96,7 @@ def run(
         trainer.state.check_resumable()
     stopping.check("building the model")
     needed = trainer.state.expected_bytes() + (1 << 20)
-    if not fresh and disk.free_bytes(work.root) < needed:
+    if disk.free_bytes(work.root) < needed:
         raise Stopped(
             f"{disk.free_bytes(work.root)} bytes free for '{work.root}', a checkpoint needs about {needed}; nothing "
             "was written. Free disk space and run the same command again.",
@@ -211,9 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides.append(f"train.time_limit={args.time_limit}")
     summary = run(args.config, workdir=args.workdir, overrides=overrides, restart=args.restart)
     if summary["status"] == "stopped":
+        saved = f"checkpoint saved in {summary['workdir']}. Run the same command to resume."
+        if summary["stop_reason"] == "disk_full":  # no new checkpoint: say where the run stands and what to do
+            saved = summary.get("stop_detail", "the disk is full; free space and run the same command to resume.")
         raise Stopped(
-            f"{summary['stop_reason']} at step {summary['steps']}; checkpoint saved in {summary['workdir']}. "
-            "Run the same command to resume.",
+            f"{summary['stop_reason']} at step {summary['steps']}; {saved}",
             reason=summary["stop_reason"],
             summary=summary,
         )
