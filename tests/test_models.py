@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DIGITS_CONFIG, read_scalars
+from conftest import DIGITS_CONFIG, FLAT_MODEL, model_file, read_scalars
 
 import tfkit.train
-from tfkit import export, records
+from tfkit import export, models, records
+from tfkit.config import ModelConfig
+from tfkit.errors import UserError
 
 
 def test_weights_from_a_local_file_start_where_they_left_off(tmp_path):
@@ -54,3 +56,24 @@ def test_a_keras_application_by_name_trains(tmp_path):
     )
     assert (summary["status"], summary["steps"]) == ("completed", 6)
     assert np.isfinite(summary["metrics"]["loss"])
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def flat(:\n", r"'.*user_model.py:flat' does not parse: invalid syntax \(.*user_model.py, line 1\)"),
+        ("import keras\nraise RuntimeError('no')\n", r"importing .* raised RuntimeError: no \(user_model.py, line 2\)"),
+        ("def flat(shape):\n    return None\n", r"takes \(shape\); expected a function called as f\(\*, input_shape"),
+        (
+            "def flat(*, input_shape, num_classes):\n    return [][0]\n",
+            r"raised IndexError while building for input \(8, 8, 1\) and 10 classes: list index out of range "
+            r"\(user_model.py, line 2\)",
+        ),
+        (FLAT_MODEL.replace("Dense(num_classes)", "Dense(4)"), r"outputs 4 values per example .* expected 10"),
+    ],
+    ids=["syntax-error", "import-raises", "other-arguments", "build-raises", "wrong-width"],
+)
+def test_a_broken_user_model_is_one_user_error_naming_the_file_and_line(tmp_path, source, message):
+    spec = f"{model_file(tmp_path, source)}:flat"
+    with pytest.raises(UserError, match=message):
+        models.build(ModelConfig(name=spec), input_shape=(8, 8, 1), num_classes=10)
