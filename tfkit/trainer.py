@@ -14,7 +14,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfkit import checkpoint, data, loop, plan, recovery, stopping
+from tfkit import checkpoint, data, disk, loop, plan, recovery, stopping
 from tfkit.batch import BatchSplit
 from tfkit.config import Config, monitored
 from tfkit.distribute import Selected
@@ -177,6 +177,15 @@ class Trainer:
         except tf.errors.DataLossError:
             self.work.close()
             raise recovery.corrupt_data_error(self.config) from None
+        except OSError as error:
+            if not disk.is_full(error):
+                raise
+            # A history row or a log failed to be written; the newest checkpoint is intact, and a resume rewinds to it.
+            self.stop_reason = "disk_full"
+            self.stop_detail = (
+                f"the disk of '{self.work.root}' is full ({error.strerror}); free space and run the same command to "
+                "resume."
+            )
         return True
 
     def _train_epoch(self, epoch: int) -> bool:

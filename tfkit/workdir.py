@@ -190,10 +190,14 @@ class Workdir:
                 tf.summary.scalar(name, value)
 
     def close(self) -> None:
-        """Flushes and closes the TensorBoard writers."""
+        """Flushes and closes the TensorBoard writers; on a full disk the events not yet written are dropped."""
         for writer in (self.train_writer, self.eval_writer):
-            writer.flush()
-            writer.close()
+            try:
+                writer.flush()
+                writer.close()
+            except (OSError, tf.errors.OpError) as error:
+                if not disk.is_full(error):
+                    raise
         self._logs_open = False
 
 
