@@ -56,8 +56,8 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         _remove(temporary)
         raise
-    if target.is_dir() and not target.is_symlink():
-        # A folder cannot be renamed over a non-empty folder: swap, then delete the old one.
+    if target.exists() and (target.is_dir() or temporary.is_dir()) and not target.is_symlink():
+        # A folder cannot be renamed over a non-empty folder, nor over a file: swap, then delete the old one.
         aside = target.with_name(f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}")
         os.replace(target, aside)
         os.replace(temporary, target)
