@@ -32,7 +32,7 @@ from tfkit import checksums
 
 pytestmark = pytest.mark.slow
 
-PARALLEL = 3
+PARALLEL = 4
 
 
 @dataclass(frozen=True)
@@ -303,8 +303,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory, trained: Path) -> dict[str, Outcome]:
-    return run_cases(CASES, tmp_path_factory.mktemp("cases"), trained=trained)
+def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """Runs the cases of the tests that were selected (``-k`` runs a few), all at once."""
+    selected = {
+        item.callspec.params["case"].name
+        for item in request.session.items
+        if hasattr(item, "callspec") and isinstance(item.callspec.params.get("case"), Case)
+    }
+    always = {"train-help", "restart-with-a-broken-model"}  # read by the two tests after the table's
+    cases = [case for case in CASES if case.name in selected | always]
+    trained = request.getfixturevalue("trained") if any(case.run for case in cases) else None
+    return run_cases(cases, tmp_path_factory.mktemp("cases"), trained=trained)
 
 
 def test_the_battery_has_a_case_for_each_kind_of_bad_input():
