@@ -286,7 +286,7 @@ CASES = [
         absent=("m.keras",),
     ),
     # doctor, and --help everywhere
-    Case("doctor-unknown-flag", ["tfkit.doctor", "--bad"], "unrecognized arguments: --bad"),
+    Case("doctor-unknown-flag", ["tfkit.doctor", "--bad"], "Unknown command line flag 'bad'"),
     Case("doctor-help", ["tfkit.doctor", "--help"], "usage:", code=0),
     Case("train-help", ["tfkit.train", "--help"], "usage:", code=0),
     Case("export-help", ["tfkit.export", "--help"], "usage:", code=0),
