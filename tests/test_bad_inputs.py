@@ -48,6 +48,7 @@ class Case:
         run: Copy the trained run into the case's folder as ``run/``.
         prepare: Called with the case's folder after the files are in place, to damage something.
         absent: Paths (relative to the folder) that must not exist after the command.
+        known_bug: Why the case fails today, for a command another branch owns (a strict xfail: it is seen when fixed).
     """
 
     name: str
@@ -58,6 +59,7 @@ class Case:
     run: bool = False
     prepare: Callable[[Path], None] | None = None
     absent: Sequence[str] = ("runs", "w")
+    known_bug: str | None = None
 
 
 @dataclass
@@ -287,7 +289,13 @@ CASES = [
     ),
     # doctor, and --help everywhere
     Case("doctor-unknown-flag", ["tfkit.doctor", "--bad"], "Unknown command line flag 'bad'"),
-    Case("doctor-help", ["tfkit.doctor", "--help"], "usage:", code=0),
+    Case(
+        "doctor-help",
+        ["tfkit.doctor", "--help"],
+        "usage:",
+        code=0,
+        known_bug="tfkit.doctor's own flag parser answers --help with exit 2 (doctor is not on cli.Parser yet)",
+    ),
     Case("train-help", ["tfkit.train", "--help"], "usage:", code=0),
     Case("export-help", ["tfkit.export", "--help"], "usage:", code=0),
 ]
@@ -321,7 +329,14 @@ def test_the_battery_has_a_case_for_each_kind_of_bad_input():
     assert len({case.name for case in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(case, marks=[pytest.mark.xfail(reason=case.known_bug, strict=True)] if case.known_bug else [])
+        for case in CASES
+    ],
+    ids=[case.name for case in CASES],
+)
 def test_a_bad_input_gets_one_line_its_exit_code_and_changes_nothing(case, outcomes):
     check(case, outcomes[case.name])
 
