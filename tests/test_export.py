@@ -57,3 +57,31 @@ def test_exporting_a_folder_without_a_run_exits_2_with_one_line(tmp_path):
     result = tfkit_process(["tfkit.export", str(tmp_path), "--out", "m.keras"], cwd=tmp_path)
     assert result.returncode == 2
     assert len(stderr_lines(result)) == 1
+
+
+def test_an_existing_output_is_replaced_only_with_force_and_only_whole(trained, tmp_path):
+    images, _ = eval_batch()
+    for name in ("model.keras", "saved", "run.tar.gz"):
+        target = tmp_path / name
+        target.write_text("an earlier output\n")
+        with pytest.raises(UserError, match=f"--out '{target}' exists; expected a new path, or --force"):
+            export.export(trained, target)
+        assert target.read_text() == "an earlier output\n"
+        export.export(trained, target, force=True)
+    assert keras.models.load_model(tmp_path / "model.keras")(images).shape == (64, 10)
+    assert tf.saved_model.load(str(tmp_path / "saved")).serve(images).shape == (64, 10)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.keras", "run.tar.gz", "saved"]
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("m.onnx", r"extension \.onnx export cannot write; expected \.keras, \.tar\.gz, \.tgz, or a name without"),
+        ("m.h5", r"extension \.h5 export cannot write"),
+        ("{run}", "is the run folder or inside it"),
+        ("{run}/checkpoints/m.keras", "is the run folder or inside it"),
+    ],
+)
+def test_an_output_that_would_change_the_run_or_lose_its_format_is_refused(trained, tmp_path, out, message):
+    with pytest.raises(UserError, match=message):
+        export.check_output(trained, out.format(run=trained) if "{" in out else tmp_path / out)

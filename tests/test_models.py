@@ -3,7 +3,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import DIGITS_CONFIG, read_scalars
+from conftest import DIGITS_CONFIG, FLAT_MODEL, model_file, read_scalars
 
 import tfkit.train
 from tfkit import export, models, records
@@ -105,3 +105,24 @@ def test_the_backbones_own_preprocessing_runs_inside_the_model():
     np.testing.assert_array_equal(BackbonePreprocessing("efficientnet_v2")(images), images)
     restored = BackbonePreprocessing.from_config(BackbonePreprocessing("resnet").get_config())
     assert restored.family == "resnet"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def flat(:\n", r"'.*user_model.py:flat' does not parse: invalid syntax \(.*user_model.py, line 1\)"),
+        ("import keras\nraise RuntimeError('no')\n", r"importing .* raised RuntimeError: no \(user_model.py, line 2\)"),
+        ("def flat(shape):\n    return None\n", r"takes \(shape\); expected a function called as f\(\*, input_shape"),
+        (
+            "def flat(*, input_shape, num_classes):\n    return [][0]\n",
+            r"raised IndexError while building for input \(8, 8, 1\) and 10 classes: list index out of range "
+            r"\(user_model.py, line 2\)",
+        ),
+        (FLAT_MODEL.replace("Dense(num_classes)", "Dense(4)"), r"outputs 4 values per example .* expected 10"),
+    ],
+    ids=["syntax-error", "import-raises", "other-arguments", "build-raises", "wrong-width"],
+)
+def test_a_broken_user_model_is_one_user_error_naming_the_file_and_line(tmp_path, source, message):
+    spec = f"{model_file(tmp_path, source)}:flat"
+    with pytest.raises(UserError, match=message):
+        models.build(ModelConfig(name=spec), input_shape=(8, 8, 1), num_classes=10)

@@ -10,7 +10,10 @@ beside the checkpoints, so a config that changes what the checkpoints mean is re
 continuing.
 
 Writes are safe against kill -9 at any moment: TensorFlow writes a checkpoint's files before it atomically updates
-the ``checkpoint`` state file, so the newest state it names is always complete.
+the ``checkpoint`` state file, so the newest state it names is always complete. A sha256 manifest written after each
+save (tfkit.checksums) finds damage done later; a resume then falls back to the newest intact checkpoint. A full disk
+is seen before a save (free space against the last checkpoint's size) and during it (``DiskFull``); the previous
+checkpoint stays the newest.
 """
 
 from __future__ import annotations
@@ -19,17 +22,24 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
 import tensorflow as tf
 
+from tfkit import atomic, checksums, disk
 from tfkit.averaging import WeightAverage, in_place
 from tfkit.errors import UserError
 
 RUN_FILE = "run.json"
 BEST = "best"  # checkpoints/best/: the best state by the monitored value, under TensorFlow's own ckpt-<step> names
+_DISK_MARGIN = 1 << 20  # beyond the checkpoint itself: summary.json, a history row, event files
+
+
+class DiskFull(Exception):  # noqa: N818 - a stop, not a bug: the previous checkpoint is intact
+    """The disk has no room for the next checkpoint (seen before the save, or during it)."""
 
 
 class RunState:
@@ -90,23 +100,62 @@ class RunState:
             learning_rate_scale=learning_rate_scale,
             **({"ema_swapped": average.swapped} if average is not None else {}),
         )
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
+        self.keep = keep
+        self._manager: tf.train.CheckpointManager | None = None
 
-    def restore(self) -> bool:
-        """Restores the newest checkpoint, if there is one.
+    @property
+    def manager(self) -> tf.train.CheckpointManager:
+        """TensorFlow's manager of the folder, made on first use: it reads the folder then (after a --restart)."""
+        if self._manager is None:
+            self._manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=self.keep)
+        return self._manager
+
+    def check_resumable(self) -> None:
+        """Refuses, before anything is written, a workdir whose checkpoints cannot be resumed.
+
+        Raises:
+            UserError: Another model or global batch (``check_identity``), or no intact checkpoint among several.
+        """
+        self.check_identity()
+        paths = tf.train.get_checkpoint_state(str(self.directory)) if self.directory.is_dir() else None
+        candidates = list(paths.all_model_checkpoint_paths) if paths else []
+        problems = [checksums.problem(path) for path in candidates]
+        if candidates and all(problems):
+            raise UserError(
+                f"every checkpoint in '{self.directory}' is damaged ({problems[-1]} in the newest); expected an "
+                "intact one to resume. Use --restart to train again (the damaged run is kept under a new name)."
+            )
+
+    def restore(self, say: Callable[[str], None] = print) -> bool:
+        """Restores the newest intact checkpoint, if there is one; a damaged newer one is skipped, saying so.
+
+        Args:
+            say: Where the line about a skipped checkpoint goes.
 
         Returns:
             Whether a checkpoint was restored.
 
         Raises:
-            UserError: The workdir holds checkpoints of another model or batch.
+            UserError: The workdir holds checkpoints of another model or batch, or none of them is intact.
         """
-        latest = self.manager.latest_checkpoint
-        if latest is None:
+        candidates = list(reversed(self.manager.checkpoints))
+        if not candidates:
             return False
-        self._check_identity()
+        self.check_identity()
+        damage = []
+        for path in candidates:
+            problem = checksums.problem(path)
+            if problem is None:
+                break
+            damage.append(f"{os.path.basename(path)}: {problem}")
+            say(f"tfkit: warning: checkpoint {path} is damaged ({problem}); falling back to the one before it.")
+        else:
+            raise UserError(
+                f"every checkpoint in '{self.directory}' is damaged ({'; '.join(damage)}); expected an intact one "
+                "to resume. Use --restart to train again (the damaged run is kept under a new name)."
+            )
         # assert_existing_objects_matched: every variable of this model and optimizer must come from the file.
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        self.checkpoint.restore(path).assert_existing_objects_matched()
         self._swap_back_average()
         best_step = int(self.best_step.numpy())
         if best_step >= 0 and _latest_name(self.directory / BEST) != f"ckpt-{best_step}":
@@ -142,12 +191,44 @@ class RunState:
         if best is not None:
             self.best.assign(best)
             self.best_step.assign(step)
-        if not (self.directory / RUN_FILE).exists():
-            self.directory.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self.directory / RUN_FILE, json.dumps(self.identity, indent=2) + "\n")
-        prefix = self._save_with_average(step)
-        if best is not None:
-            _keep(prefix, self.directory / BEST)
+        needed = self.expected_bytes() + _DISK_MARGIN
+        free = disk.free_bytes(self.directory)
+        if free < needed:
+            raise DiskFull(f"{free} bytes free in '{self.directory}', the next checkpoint needs about {needed}")
+        try:
+            if not (self.directory / RUN_FILE).exists():
+                self.directory.mkdir(parents=True, exist_ok=True)
+                atomic.write_text(self.directory / RUN_FILE, json.dumps(self.identity, indent=2) + "\n")
+            prefix = self._save_with_average(step)
+            checksums.write(prefix)
+            checksums.remove_stale(self.directory)
+            if best is not None:
+                _keep(prefix, self.directory / BEST)
+        except (OSError, tf.errors.OpError) as error:
+            if not disk.is_full(error):
+                raise
+            self._remove_partial(step)
+            raise DiskFull(f"the disk of '{self.directory}' filled up while checkpoint {step} was written") from None
+
+    def expected_bytes(self) -> int:
+        """The size of the next checkpoint: the newest one's files, or the variables' bytes before the first."""
+        latest = tf.train.latest_checkpoint(str(self.directory)) if self.directory.is_dir() else None
+        if latest:
+            return sum(path.stat().st_size for path in checksums.files_of(latest))
+        variables = self.checkpoint.model.variables if hasattr(self.checkpoint, "model") else []
+        # Before the first save the optimizer may not have its slots yet: count them as two more copies (Adam).
+        return 3 * sum(math.prod(variable.shape) * tf.as_dtype(variable.dtype).size for variable in variables)
+
+    def _remove_partial(self, step: int) -> None:
+        """Removes what a failed save of ``step`` left, unless ``step`` is the checkpoint the state file names."""
+        latest = tf.train.latest_checkpoint(str(self.directory)) if self.directory.is_dir() else None
+        if latest and os.path.basename(latest) == f"ckpt-{step}":
+            return
+        for leftover in self.directory.glob(f"ckpt-{step}[._]*"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
     def _save_with_average(self, step: int) -> str:
         """Saves with the moving average in the model's place (and the weights in its slots), then swaps back."""
@@ -171,7 +252,12 @@ class RunState:
             "checkpoint": f"{BEST}/ckpt-{step}" if step >= 0 else None,
         }
 
-    def _check_identity(self) -> None:
+    def check_identity(self) -> None:
+        """Refuses a workdir whose checkpoints mean something else (another model, shape or global batch).
+
+        Raises:
+            UserError: ``run.json`` names another model, input shape, class count or global batch.
+        """
         path = self.directory / RUN_FILE
         if not path.exists():
             return
@@ -211,12 +297,6 @@ def preemption_handler(strategy: tf.distribute.Strategy, state: RunState) -> Any
     )
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 def _keep(prefix: str, folder: Path) -> None:
     """Keeps the checkpoint at ``prefix`` (``.../ckpt-120``) in ``folder`` as its only checkpoint, under its name."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -230,7 +310,7 @@ def _keep(prefix: str, folder: Path) -> None:
             shutil.copyfile(source, temporary)
         os.replace(temporary, folder / source.name)
     # The state file last: until it names the new checkpoint, the previous best stays the one read.
-    _atomic_write(folder / "checkpoint", f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
+    atomic.write_text(folder / "checkpoint", f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
     for stale in folder.glob("ckpt-*"):
         if not stale.name.startswith(f"{name}."):
             stale.unlink()

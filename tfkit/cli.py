@@ -5,17 +5,29 @@ and runs its ``main`` through ``run``, which turns tfkit's exceptions into the d
 
 - 0: done; 1: a check that found damage (``records verify``, ``wheels verify``);
 - 2: bad input (``UserError``): one line on stderr naming the problem and the fix, no traceback;
-- 75: a resumable stop (``Stopped``): the run left a checkpoint; run the same command again.
+- 75: a resumable stop (``Stopped``): the run left a checkpoint; run the same command again. A signal (SIGINT,
+  SIGTERM) after the command started writing ends here too;
+- 130: a signal before the command wrote anything: nothing changed;
+- 1 with a traceback: anything else is a bug in tfkit, and the last line says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from tfkit import stopping
 from tfkit.errors import EXIT_RESUMABLE, EXIT_USER_ERROR, Stopped, UserError
+
+EXIT_BUG = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C
+BUG_LINE = (
+    "tfkit: bug: the traceback above is a bug in tfkit, not a problem with your input; please report it to the "
+    "tfkit maintainers (the issue tracker of the repository you installed tfkit from) with the command you ran."
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -40,17 +52,37 @@ class Parser(argparse.ArgumentParser):
 
 
 def run(main: Callable[[], int | None]) -> NoReturn:
-    """Runs a command's ``main`` and turns tfkit's exceptions into one line and an exit code.
+    """Runs a command's ``main`` and turns every way it can end into one line and an exit code.
+
+    Signals are caught from here on (``stopping.catch_signals``; commands that import TensorFlow call it earlier,
+    before that import). A signal that reaches the end of ``main`` unhandled still ends the command with 75, or 130
+    when nothing was written: never 0.
 
     Args:
         main: The command. It returns an exit code, or None for 0.
     """
+    stopping.catch_signals()
     try:
         code = main()
+        stopping.check("finishing")
     except UserError as error:
-        print(f"tfkit: error: {error}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        _exit(EXIT_USER_ERROR, f"tfkit: error: {error}")
     except Stopped as stop:
-        print(f"tfkit: stopped: {stop}", file=sys.stderr)
-        sys.exit(EXIT_RESUMABLE)
+        _exit(EXIT_RESUMABLE, f"tfkit: stopped: {stop}")
+    except stopping.Interrupted as interrupted:
+        _exit(EXIT_INTERRUPTED, f"tfkit: interrupted: {interrupted}")
+    except KeyboardInterrupt:  # a Ctrl-C where tfkit's handler could not be set (not the main thread)
+        if stopping.written():
+            _exit(EXIT_RESUMABLE, "tfkit: stopped: interrupted; run the same command to go on.")
+        _exit(EXIT_INTERRUPTED, "tfkit: interrupted: nothing was written.")
+    except SystemExit:
+        raise
+    except BaseException:
+        traceback.print_exc()
+        _exit(EXIT_BUG, BUG_LINE)
     sys.exit(code or 0)
+
+
+def _exit(code: int, line: str) -> NoReturn:
+    print(line, file=sys.stderr)
+    sys.exit(code)

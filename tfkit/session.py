@@ -40,7 +40,6 @@ def trainer(
     """
     work = report.work
     num_classes = _num_classes(config, train_schema)
-    num_classes = _num_classes(config, train_schema)
     built = build(config, selected=selected, provisional=provisional, train_schema=train_schema)
     split = choose_split(
         config, selected=selected, built=built, provisional=provisional, train_schema=train_schema, report=report

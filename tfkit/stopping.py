@@ -4,6 +4,10 @@ Nothing here stops anything. The loop asks ``reason()`` after every compiled cal
 finishes by saving a checkpoint, writing ``summary.json`` with ``status: "stopped"`` and exiting 75. A signal
 (SIGTERM from a preemption or ``docker stop``, SIGINT from Ctrl-C or a notebook's interrupt) therefore never cuts
 a step in half.
+
+A command catches the signals from its first line on (``catch_signals``, before TensorFlow's import, which takes
+seconds), so a Ctrl-C during set-up is recorded too. Set-up asks ``check`` at each phase boundary: before anything
+was written the command ends with ``Interrupted`` (exit 130); after, with a resumable stop (exit 75).
 """
 
 from __future__ import annotations
@@ -14,7 +18,71 @@ import time
 import types
 from typing import Any
 
+from tfkit.errors import Stopped
+
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Interrupted(Exception):  # noqa: N818 - a person's request, not an error
+    """A signal before the command wrote anything: nothing to resume, nothing changed (exit 130)."""
+
+
+class _Process:
+    """What this process has seen: the first signal since ``catch_signals``, and whether it wrote anything yet."""
+
+    caught = False
+    signal_name: str | None = None
+    written = False
+
+
+def catch_signals() -> None:
+    """Records SIGINT and SIGTERM from now on instead of raising ``KeyboardInterrupt`` or dying; idempotent.
+
+    Commands call it first, so that a signal at any moment of their start-up ends them cleanly. Only the main
+    thread can set handlers; elsewhere this does nothing.
+    """
+    if _Process.caught or threading.current_thread() is not threading.main_thread():
+        return
+    for number in _SIGNALS:
+        signal.signal(number, _record)
+    _Process.caught = True
+
+
+def _record(number: int, frame: types.FrameType | None) -> None:
+    _Process.signal_name = _Process.signal_name or signal.Signals(number).name
+
+
+def received() -> str | None:
+    """The name of the first signal this command caught (``SIGINT``, ``SIGTERM``), or None."""
+    return _Process.signal_name
+
+
+def mark_written() -> None:
+    """Notes that the command is about to change files: a signal from now on is a resumable stop, not exit 130."""
+    _Process.written = True
+
+
+def written() -> bool:
+    """Whether the command has started to change files."""
+    return _Process.written
+
+
+def check(phase: str) -> None:
+    """Ends the command if a signal came: call it at each boundary of set-up.
+
+    Args:
+        phase: What was just done, for the message (``loading the config``).
+
+    Raises:
+        Interrupted: A signal came before anything was written.
+        Stopped: A signal came after files were written; the run can be resumed.
+    """
+    name = _Process.signal_name
+    if name is None:
+        return
+    if not _Process.written:
+        raise Interrupted(f"{name} while {phase}; nothing was written.")
+    raise Stopped(f"{name} while {phase}; run the same command to go on.", reason="signal")
 
 
 class StopWatch:
@@ -69,6 +137,8 @@ class StopWatch:
 
     def _handle(self, number: int, frame: types.FrameType | None) -> None:
         self.signal_name = signal.Signals(number).name
+        if _Process.caught:
+            _record(number, frame)
 
     def preempted(self) -> None:
         """Records a preemption that tf.distribute's PreemptionCheckpointHandler coordinated (its exit_fn)."""
@@ -89,7 +159,7 @@ class StopWatch:
             step_before: The optimizer step before the last call.
             step_after: The optimizer step after it.
         """
-        if self.signal_name is not None:
+        if self.signal_name is not None or _Process.signal_name is not None:
             return "signal"
         if self.memory_guard is not None and self.memory_guard.tripped:
             return "host_memory"

@@ -18,7 +18,13 @@ starts and trains, epoch by epoch, until the end or a clean stop.
 
 from __future__ import annotations
 
-import os
+from tfkit import stopping
+
+if __name__ == "__main__":
+    # First, before TensorFlow's import (seconds): a Ctrl-C or SIGTERM from here on ends the command cleanly.
+    stopping.catch_signals()
+
+import os  # after the signal handlers, on purpose
 import sys
 import tempfile
 import time
@@ -26,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tfkit import cli, data, resources, session
+from tfkit import cli, data, disk, resources, session
 from tfkit import config as config_lib
 from tfkit.errors import Stopped, UserError
 from tfkit.report import Reporter
@@ -64,16 +70,20 @@ def run(
         UserError: Bad input: a config key, missing data, no TPU.
     """
     started = time.monotonic()
+    # Validate, then act: everything that can refuse the command (config, data schema, strategy, workdir, user
+    # model, the resume's identity, free disk) is checked before the first file is written, so a refused command
+    # leaves every file as it found it. Signals are checked at each boundary (exit 130 before any write).
     config = _load_config(config_or_path, overrides)
+    stopping.check("loading the config")
     selected, train_schema, provisional = session.prepare(config, tpu_resolver=tpu_resolver)
     eval_schema = data.load_schema(config.data.eval, config.data) if config.data.eval else None
+    stopping.check("reading the data's schema")
     run_root = Path(workdir or Path("runs") / config.name)
-    if restart and selected.is_chief and run_root.exists() and any(run_root.iterdir()):
-        kept = run_root.with_name(f"{run_root.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        run_root.rename(kept)
-        print(f"tfkit: starting over; the previous run is kept in {kept}")
-    work = Workdir(run_root, is_chief=selected.is_chief, task_id=selected.task_id)
-    work.write_config(config)
+    fresh = restart and selected.is_chief and run_root.is_dir() and any(run_root.iterdir())
+    work = Workdir(run_root, is_chief=selected.is_chief, task_id=selected.task_id, create=False, fresh=fresh)
+    work.check_writable()
+    if fresh:
+        Workdir(run_root.parent, create=False).check_writable()  # the old run is renamed there
     trainer = session.trainer(
         config,
         selected=selected,
@@ -82,6 +92,23 @@ def run(
         eval_schema=eval_schema,
         report=Reporter(work, started=started),
     )
+    if not fresh:
+        trainer.state.check_resumable()
+    stopping.check("building the model")
+    needed = trainer.state.expected_bytes() + (1 << 20)
+    if disk.free_bytes(work.root) < needed:
+        raise Stopped(
+            f"{disk.free_bytes(work.root)} bytes free for '{work.root}', a checkpoint needs about {needed}; nothing "
+            "was written. Free disk space and run the same command again.",
+            reason="disk_full",
+        )
+    if fresh:
+        kept = run_root.with_name(f"{run_root.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        stopping.mark_written()
+        run_root.rename(kept)
+        print(f"tfkit: starting over; the previous run is kept in {kept}")
+    work.create()
+    work.write_config(config)
     return trainer.fit(work.read_summary())
 
 
@@ -184,9 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides.append(f"train.time_limit={args.time_limit}")
     summary = run(args.config, workdir=args.workdir, overrides=overrides, restart=args.restart)
     if summary["status"] == "stopped":
+        saved = f"checkpoint saved in {summary['workdir']}. Run the same command to resume."
+        if summary["stop_reason"] == "disk_full":  # no new checkpoint: say where the run stands and what to do
+            saved = summary.get("stop_detail", "the disk is full; free space and run the same command to resume.")
         raise Stopped(
-            f"{summary['stop_reason']} at step {summary['steps']}; checkpoint saved in {summary['workdir']}. "
-            "Run the same command to resume.",
+            f"{summary['stop_reason']} at step {summary['steps']}; {saved}",
             reason=summary["stop_reason"],
             summary=summary,
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfkit import averaging, checkpoint, data, loop, plan, recovery, stopping, switches
+from tfkit import averaging, checkpoint, disk, loop, plan, recovery, stopping, switches
 from tfkit.batch import BatchSplit
 from tfkit.config import Config, monitored
 from tfkit.distribute import Selected
@@ -22,6 +22,7 @@ from tfkit.evaluation import Evaluator
 from tfkit.parts import Parts
 from tfkit.records import Schema
 from tfkit.report import Reporter, skipped_records
+from tfkit.stream import TrainingStream
 
 
 class Trainer:
@@ -79,11 +80,7 @@ class Trainer:
         self.nan_retries = 0
         self.early_stopped: dict[str, Any] | None = None
         self.preemption: Any = None
-        # One iterator serves every epoch (see tfkit.data.dataset_fn's until_epoch); it is valid for the position
-        # it stands at, and dropped whenever the state goes back (a recovery) or the split changes.
-        self.iterator: Any = None
-        self.iterator_at: tuple[int, int] | None = None
-        self.iterator_until = 0
+        self.stream = TrainingStream(config, strategy=self.strategy, schema=train_schema)
         self.watch = stopping.StopWatch(
             time_limit_seconds=config.train.time_limit,
             started=report.clocks.started,
@@ -96,7 +93,7 @@ class Trainer:
         self.split = split
         self.plan = plan.make(self.config, selected=self.selected, train_schema=self.train_schema, batch=split.pair)
         self.train_fn = self._train_function()
-        self.iterator = None
+        self.stream.drop()
         self.state.batch.assign(split.pair)
         if split.source != "config":
             self.work.write_batch(split.to_json())
@@ -131,7 +128,7 @@ class Trainer:
         # Resume order: restore the newest valid checkpoint (model, optimizer, metrics, step), then cut the logs back
         # to its step, then rebuild the data at epoch step // steps_per_epoch and skip to batch step % steps_per_epoch.
         split_changed = True
-        if self.state.restore():
+        if self.state.restore(say=report.say):
             self.step = int(self.state.step.numpy())
             finished = self.step >= run_plan.total_steps or bool((previous or {}).get("early_stopped"))
             if previous and previous.get("status") == "completed" and finished:
@@ -165,8 +162,10 @@ class Trainer:
         self.watch.catch_sigterm(self.preemption is None)
         if self.step == 0:
             self._save()  # a good state to come back to, should the first steps already diverge or run out
+        if stopping.received():  # a signal during set-up: the state is saved, nothing to train first
+            self.stop_reason = self.stop_reason or "signal"
         with self.guard, self.watch:
-            while not self._train_until_stop():
+            while self.stop_reason is None and not self._train_until_stop():
                 pass
         return self._finish(previous)
 
@@ -183,6 +182,15 @@ class Trainer:
         except tf.errors.DataLossError:
             self.work.close()
             raise recovery.corrupt_data_error(self.config) from None
+        except OSError as error:
+            if not disk.is_full(error):
+                raise
+            # A history row or a log failed to be written; the newest checkpoint is intact, and a resume rewinds to it.
+            self.stop_reason = "disk_full"
+            self.stop_detail = (
+                f"the disk of '{self.work.root}' is full ({error.strerror}); free space and run the same command to "
+                "resume."
+            )
         return True
 
     def _train_epoch(self, epoch: int) -> bool:
@@ -193,28 +201,7 @@ class Trainer:
             for metric in (parts.train_loss, *parts.train_metrics.values()):
                 metric.reset_state()
         self._freeze_backbone(epoch, position=position)
-        if self.iterator is None or self.iterator_at != (epoch, position):
-            # A file cache is written by one epoch's reader and read by the next: one iterator per epoch then.
-            until = epoch + 1 if config.data.cache else min(run_plan.epochs, epoch + data.EPOCHS_PER_ITERATOR)
-            self.iterator_until = until
-            self.iterator = iter(
-                self.strategy.distribute_datasets_from_function(
-                    data.dataset_fn(
-                        config.data.train,
-                        self.train_schema,
-                        config.data,
-                        per_replica_batch_size=run_plan.per_replica_batch_size,
-                        training=True,
-                        seed=config.seed,
-                        epoch=epoch,
-                        skip_batches=position * run_plan.micro_batches_per_pipeline,
-                        until_epoch=until,
-                        batches_per_epoch=run_plan.steps_per_epoch * run_plan.micro_batches_per_pipeline,
-                    )
-                )
-            )
-        iterator = self.iterator
-        self.iterator_at = None  # mid-epoch from here; set again once the epoch is done
+        iterator = self.stream.at(run_plan, epoch=epoch, position=position)
         progress = self.report.progress_bar(run_plan.steps_per_epoch)
         epoch_started = time.perf_counter()
         epoch_steps = 0
@@ -239,11 +226,11 @@ class Trainer:
             # A stop on the epoch's last step first finishes the epoch (eval, history row, checkpoint) below: a
             # checkpoint past the end of an epoch whose row was never written loses the row.
             mid_epoch = position < run_plan.steps_per_epoch
-            if mid_epoch and (self.stop_reason or due):
+            if mid_epoch and (self.stop_reason or due) and self.stop_reason != "disk_full":
                 self._save()
             if mid_epoch and self.stop_reason:
                 return False
-        self.iterator_at = (epoch + 1, 0) if epoch + 1 < self.iterator_until else None
+        self.stream.epoch_done(epoch)
         self._end_epoch(epoch, seconds=time.perf_counter() - epoch_started, steps=epoch_steps)
         return True
 
@@ -291,25 +278,27 @@ class Trainer:
         value = {**train_values, **{f"val_{name}": v for name, v in eval_values.items()}}[self.monitor]
         improved = self.state.improves(value, mode=self.monitor_mode)
         if self.config.optimizer.schedule == "plateau":
-            self._plateau(improved)
+            switches.plateau(
+                self.config, self.state, self.parts.schedule.scale, improved, monitor=self.monitor, say=self.report.say
+            )
         # The epoch's rows are written before its checkpoint: a kill in between resumes from the checkpoint before,
         # and rewind() removes the rows, so they are never duplicated or lost.
-        self._save(best=value if improved else None)
+        if self.stop_reason != "disk_full":
+            self._save(best=value if improved else None)
         self.stop_reason = self.stop_reason or self.watch.reason(step_before=self.step, step_after=self.step)
         self._early_stop(epoch)
 
     def _early_stop(self, epoch: int) -> None:
         """Ends the run, as completed, once the monitored value has not improved for the patience in epochs."""
-        patience, best_step = self.config.train.early_stopping_patience, int(self.state.best_step.numpy())
-        waited = switches.epochs_without_improvement(
-            step=self.step, best_step=best_step, steps_per_epoch=self.plan.steps_per_epoch
+        self.early_stopped = switches.early_stop(
+            self.config,
+            self.state,
+            step=self.step,
+            epoch=epoch,
+            plan=self.plan,
+            monitor=self.monitor,
+            say=self.report.say,
         )
-        if patience is not None and waited >= patience and epoch + 1 < self.plan.epochs:
-            self.early_stopped = {"epoch": epoch + 1, "best_step": best_step, "patience": patience}
-            self.report.say(
-                f"tfkit: {self.monitor} has not improved for {waited} epoch(s); stopping early "
-                f"(train.early_stopping_patience={patience}). checkpoints/best holds step {best_step}."
-            )
 
     def _freeze_backbone(self, epoch: int, *, position: int) -> None:
         """Freezes or unfreezes the backbone for this epoch (tfkit.switches); a change recompiles the step."""
@@ -317,23 +306,16 @@ class Trainer:
         if changed:
             self.train_fn = self._train_function()  # the step's variables are the trainable ones
 
-    def _plateau(self, improved: bool) -> None:
-        """Reduce-LR-on-plateau: lowers the rate after ``plateau_patience`` epochs without a better monitored value."""
-        optimizer, scale = self.config.optimizer, self.parts.schedule.scale
-        wait = 0 if improved else int(self.state.plateau_wait.numpy()) + 1
-        if wait >= optimizer.plateau_patience:
-            scale.assign(float(scale.numpy()) * optimizer.plateau_factor)
-            self.report.say(
-                f"tfkit: {self.monitor} has not improved for {wait} epoch(s); learning rate "
-                f"x{optimizer.plateau_factor:g} (now x{float(scale.numpy()):g} of the schedule's)"
-            )
-            wait = 0
-        self.state.plateau_wait.assign(wait)
-
     def _save(self, best: float | None = None) -> None:
+        """Checkpoints; a full disk stops the run (``disk_full``), the previous checkpoint being the newest intact."""
         clocks = self.report.clocks
         saved_at = time.monotonic()
-        self.state.save(step=self.step, elapsed=clocks.trained(), best=best)
+        try:
+            self.state.save(step=self.step, elapsed=clocks.trained(), best=best)
+        except checkpoint.DiskFull as full:
+            self.stop_reason = "disk_full"
+            self.stop_detail = f"{full}; free space and run the same command to resume from the previous checkpoint."
+            return
         seconds = time.monotonic() - saved_at
         clocks.saved(seconds)
         self.watch.record_save(seconds)
@@ -344,7 +326,7 @@ class Trainer:
         """The in-memory state is poisoned or half-applied; the newest checkpoint is the last good one."""
         self.state.restore()
         self.step = int(self.state.step.numpy())
-        self.iterator = None  # it stands past the restored step
+        self.stream.drop()  # it stands past the restored step
         self.work.rewind(self.step)
 
     def _recover_nan(self, diverged: recovery.NonFinite) -> bool:

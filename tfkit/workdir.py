@@ -26,7 +26,9 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfkit import atomic, disk, stopping
 from tfkit import config as config_lib
+from tfkit.errors import UserError
 
 
 class Workdir:
@@ -36,13 +38,29 @@ class Workdir:
         path: The run folder.
         is_chief: Whether this task writes the shared files.
         task_id: This task's worker index, used for a non-chief's own folder.
+        create: Make the folder now. ``python -m tfkit.train`` passes False, checks (``check_writable``) and
+            validates everything else, and only then calls ``create``: a refused command writes nothing. Until
+            then ``write_batch`` keeps the split and ``create`` writes it.
+        fresh: Read nothing of what the folder holds (a ``--restart`` that moves it aside once all is checked).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, is_chief: bool = True, task_id: int = 0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        is_chief: bool = True,
+        task_id: int = 0,
+        create: bool = True,
+        fresh: bool = False,
+    ) -> None:
         self.run_root = Path(path)
         self.is_chief = is_chief
+        self.fresh = fresh
         self.root = self.run_root if is_chief else self.run_root / "workers" / f"worker-{task_id}"
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._created = False
+        self._pending_batch: dict[str, Any] | None = None
+        if create:
+            self.create()
         self.checkpoints = self.root / "checkpoints"
         self.history_path = self.root / "history.csv"
         self.summary_path = self.root / "summary.json"
@@ -50,6 +68,34 @@ class Workdir:
         self.train_writer = tf.summary.create_noop_writer()
         self.eval_writer = tf.summary.create_noop_writer()
         self._logs_open = False
+
+    def check_writable(self) -> None:
+        """Refuses a workdir that cannot be written: a file where a folder should be, or a read-only folder.
+
+        Raises:
+            UserError: The folder, or the nearest existing folder above it, is a file or is not writable.
+        """
+        existing = self.root
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UserError(
+                f"workdir '{self.run_root}': '{existing}' is a file; expected a folder or a path that does not exist "
+                "yet. Use another --workdir."
+            )
+        if not os.access(existing, os.W_OK):
+            raise UserError(
+                f"workdir '{self.run_root}': '{existing}' is read-only; expected a folder tfkit can write to. Use "
+                "another --workdir."
+            )
+
+    def create(self) -> None:
+        """Makes the folder; from now on the command changes files (a signal then stops it with exit 75)."""
+        stopping.mark_written()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._created = True
+        if self._pending_batch is not None:
+            _write_json(self.batch_path, self._pending_batch)
 
     def open_logs(self) -> None:
         """Opens the TensorBoard writers (the chief's; other workers keep no-op writers). Call after ``rewind``."""
@@ -59,8 +105,9 @@ class Workdir:
             self._logs_open = True
 
     def write_config(self, config: config_lib.Config) -> None:
-        """Writes the resolved config as ``config.yaml``."""
-        config_lib.dump(config, self.root / "config.yaml")
+        """Writes the resolved config as ``config.yaml``, atomically."""
+        with atomic.replacing(self.root / "config.yaml") as temporary:
+            config_lib.dump(config, temporary)
 
     def append_history(self, row: dict[str, Any]) -> None:
         """Appends one epoch's row to ``history.csv``, writing the header first when the file is new."""
@@ -89,7 +136,7 @@ class Workdir:
                 rows = list(csv.DictReader(handle))
             kept = [row for row in rows if int(row["step"]) <= step]
             if len(kept) != len(rows):
-                temporary = self.history_path.with_name(".history.csv.tmp")
+                temporary = atomic.temporary_sibling(self.history_path)
                 with temporary.open("w", newline="") as handle:
                     writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
                     writer.writeheader()
@@ -99,7 +146,7 @@ class Workdir:
             # Streamed, never held whole: one read to see whether anything is past the step, a second to rewrite.
             if all(event.step <= step for event in _events(path)):
                 continue
-            temporary = path.with_name(f".{path.name}.tmp")
+            temporary = atomic.temporary_sibling(path)
             with tf.io.TFRecordWriter(str(temporary)) as writer:
                 for event in _events(path):
                     if event.step <= step:
@@ -109,20 +156,32 @@ class Workdir:
             self.open_logs()
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        """Writes ``summary.json`` atomically, so a reader never sees half a file."""
-        _write_json(self.summary_path, summary)
+        """Writes ``summary.json`` atomically, so a reader never sees half a file.
+
+        On a full disk the previous summary stays and the run's stop (exit 75) is reported all the same.
+        """
+        try:
+            _write_json(self.summary_path, summary)
+        except OSError as error:
+            if not disk.is_full(error):
+                raise
 
     def read_summary(self) -> dict[str, Any] | None:
         """The summary of an earlier session, or None."""
-        return _read_json(self.summary_path)
+        return None if self.fresh else _read_json(self.summary_path)
 
     def write_batch(self, batch: dict[str, Any]) -> None:
         """Writes ``batch.json``: the split in force when it did not come from the config as written."""
+        if not self._created:
+            self._pending_batch = batch
+            return
         _write_json(self.batch_path, batch)
 
     def read_batch(self) -> dict[str, Any] | None:
         """The stored batch split, or None."""
-        return _read_json(self.batch_path)
+        if self._pending_batch is not None:
+            return self._pending_batch
+        return None if self.fresh else _read_json(self.batch_path)
 
     def scalars(self, writer: Any, step: int, values: dict[str, float]) -> None:
         """Writes scalars to one TensorBoard writer at ``step``."""
@@ -131,17 +190,19 @@ class Workdir:
                 tf.summary.scalar(name, value)
 
     def close(self) -> None:
-        """Flushes and closes the TensorBoard writers."""
+        """Flushes and closes the TensorBoard writers; on a full disk the events not yet written are dropped."""
         for writer in (self.train_writer, self.eval_writer):
-            writer.flush()
-            writer.close()
+            try:
+                writer.flush()
+                writer.close()
+            except (OSError, tf.errors.OpError) as error:
+                if not disk.is_full(error):
+                    raise
         self._logs_open = False
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)
+    atomic.write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import DIGITS_CONFIG, free_port, model_file, stderr_lines, tfkit_process
+from conftest import DIGITS_CONFIG, file_hashes, free_port, model_file, stderr_lines, tfkit_process
 
 import tfkit.train
 from tfkit.errors import UserError
@@ -104,8 +104,15 @@ def test_resuming_with_another_model_is_refused_and_restart_keeps_the_old_run(tm
     run = tmp_path / "run"
     tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=["train.epochs=2", "faults.preempt_at_step=10"])
     other = ["train.epochs=2", f"model={model_file(tmp_path)}:flat"]
+    before = file_hashes(run)
     with pytest.raises(UserError, match=r"holds checkpoints of another run \(model was 'digits_cnn', now '.*flat'\)"):
         tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=other)
+    assert file_hashes(run) == before  # config.yaml too: a later export rebuilds the model it names
+    broken = ["train.epochs=2", f"model={model_file(tmp_path, 'def flat(:', name='broken.py')}:flat"]
+    with pytest.raises(UserError, match="does not parse"):
+        tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=broken, restart=True)
+    assert file_hashes(run) == before
+    assert not list(tmp_path.glob("run.old-*"))  # moved aside only once the new run is checked
     summary = tfkit.train.run(DIGITS_CONFIG, workdir=run, overrides=other, restart=True)
     assert summary["status"] == "completed"
     (kept,) = tmp_path.glob("run.old-*")

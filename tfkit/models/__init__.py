@@ -15,10 +15,9 @@ import inspect
 
 import keras
 
-from tfkit import user_code
 from tfkit.config import ModelConfig
 from tfkit.errors import UserError
-from tfkit.models import backbones, weights
+from tfkit.models import backbones, user_model, weights
 from tfkit.models.builtin import BUILT_IN, digits_cnn, mlp, unet_small
 
 __all__ = ["BUILT_IN", "backbone_of", "build", "digits_cnn", "mlp", "unet_small"]
@@ -47,7 +46,7 @@ def build(config: ModelConfig, *, input_shape: tuple[int, ...], num_classes: int
     elif name in BUILT_IN:
         model = BUILT_IN[name](input_shape=input_shape, num_classes=num_classes)
     elif ":" in name:
-        model = user_code.load_function(name, key="model.name")(input_shape=input_shape, num_classes=num_classes)
+        model = user_model.build(name, input_shape=input_shape, num_classes=num_classes)
     elif hasattr(keras.applications, name) and inspect.isfunction(getattr(keras.applications, name)):
         model = _application(name, input_shape=input_shape, num_classes=num_classes)
     else:
@@ -57,6 +56,7 @@ def build(config: ModelConfig, *, input_shape: tuple[int, ...], num_classes: int
         )
     if not isinstance(model, keras.Model):
         raise UserError(f"model '{name}' returned {type(model).__name__}; expected a keras.Model.")
+    user_model.check_outputs(config.backbone or name, model, num_classes=num_classes)
     if config.weights:
         weights.load(model, config.weights, key="model.weights")
     return model
