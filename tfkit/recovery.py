@@ -16,6 +16,7 @@ import dataclasses
 from tfkit import data, records
 from tfkit.batch import BatchSplit
 from tfkit.config import Config
+from tfkit.data.checks import LABEL_ERROR_PREFIX
 from tfkit.errors import UserError
 
 
@@ -116,3 +117,12 @@ def corrupt_data_error(config: Config) -> UserError:
         "the data reader met a corrupt record that a rescan no longer finds (was a file rewritten?); run "
         "python -m tfkit.records verify on data.train and data.eval."
     )
+
+
+def label_error(error: Exception) -> Exception:
+    """The one line for a label the reader's in-graph check refused (tfkit.data.checks); any other error as it is."""
+    message = str(getattr(error, "message", "") or "")
+    line = next((line for line in message.splitlines() if LABEL_ERROR_PREFIX in line), None)
+    if line is None:
+        return error
+    return UserError(line[line.index(LABEL_ERROR_PREFIX) + len(LABEL_ERROR_PREFIX) :].strip())

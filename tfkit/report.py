@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from tfkit import memory, precision, units
+from tfkit import memory, precision, tpu_detect, units
 from tfkit.plan import Plan
 from tfkit.records import Schema
 from tfkit.workdir import Workdir
@@ -236,6 +236,7 @@ class Reporter:
             "train_seconds": round(trained, 3),
             "checkpoint_seconds": round(clocks.checkpoint_seconds, 3),
             "workdir": str(self.work.root),
+            "tpu": tpu_detect.detect().to_dict(),  # what the machine's local signs say, TPU or not
             **extra,
         }
         if stop_reason:

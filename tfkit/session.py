@@ -7,6 +7,7 @@ the trainer later, the run's own.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -91,18 +92,33 @@ def trainer(
     )
 
 
-def prepare(config: config_lib.Config, *, tpu_resolver: Any) -> tuple[distribute.Selected, Schema, plan.Plan]:
+def prepare(
+    config: config_lib.Config, *, tpu_resolver: Any, workdir: Path | None = None
+) -> tuple[distribute.Selected, Schema, plan.Plan]:
     """The strategy, the training schema and the plan from the config alone, before anything is written.
 
     The plan checks that the batch divides and that the split fills a batch. With ``auto`` it holds a placeholder
-    batch of 1 per replica until the finder runs.
+    batch of 1 per replica until the finder runs. A schema inferred in an earlier session is read from ``workdir``.
     """
     selected = distribute.select(config.distribute, tpu_resolver=tpu_resolver)
-    train_schema = data.load_schema(config.data.train, config.data)
+    train_schema = read_split(config, "train", workdir=workdir)
     auto = config.train.per_replica_batch_size == "auto"
     placeholder = (1, config.train.grad_accum_steps) if auto else None
     provisional = plan.make(config, selected=selected, train_schema=train_schema, batch=placeholder)
     return selected, train_schema, provisional
+
+
+def read_split(config: config_lib.Config, split: str, *, workdir: Path | None, classes: int | None = None) -> Schema:
+    """A split's schema (``data.train`` or ``data.eval``), checked against the data's first records.
+
+    A schema inferred from foreign records in an earlier session of the run is read from the workdir; a new one is
+    only kept there once the run has passed every check (``data.keep_inferred``), so a refused command writes nothing.
+    """
+    kept = workdir if workdir is not None and data.inferred_schema_path(workdir, split).exists() else None
+    source = config.data.train if split == "train" else config.data.eval
+    return data.load_schema(
+        source or "", config.data, split=split, workdir=kept, num_classes=config.model.num_classes or classes
+    )
 
 
 def _num_classes(config: config_lib.Config, schema: Schema) -> int:

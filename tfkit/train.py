@@ -75,10 +75,13 @@ def run(
     # leaves every file as it found it. Signals are checked at each boundary (exit 130 before any write).
     config = _load_config(config_or_path, overrides)
     stopping.check("loading the config")
-    selected, train_schema, provisional = session.prepare(config, tpu_resolver=tpu_resolver)
-    eval_schema = data.load_schema(config.data.eval, config.data) if config.data.eval else None
-    stopping.check("reading the data's schema")
     run_root = Path(workdir or Path("runs") / config.name)
+    selected, train_schema, provisional = session.prepare(config, tpu_resolver=tpu_resolver, workdir=run_root)
+    eval_schema = None
+    if config.data.eval:
+        classes = train_schema.features[config.data.label].num_classes
+        eval_schema = session.read_split(config, "eval", workdir=run_root, classes=classes)
+    stopping.check("reading the data's schema")
     fresh = restart and selected.is_chief and run_root.is_dir() and any(run_root.iterdir())
     work = Workdir(run_root, is_chief=selected.is_chief, task_id=selected.task_id, create=False, fresh=fresh)
     work.check_writable()
@@ -109,6 +112,8 @@ def run(
         print(f"tfkit: starting over; the previous run is kept in {kept}")
     work.create()
     work.write_config(config)
+    for schema in filter(None, (train_schema, eval_schema)):
+        data.keep_inferred(schema, workdir=work.root)
     return trainer.fit(work.read_summary())
 
 

@@ -182,6 +182,9 @@ class Trainer:
         except tf.errors.DataLossError:
             self.work.close()
             raise recovery.corrupt_data_error(self.config) from None
+        except tf.errors.InvalidArgumentError as error:
+            self.work.close()
+            raise recovery.label_error(error) from None
         except OSError as error:
             if not disk.is_full(error):
                 raise

@@ -41,7 +41,7 @@ from tfkit.data.pipeline import (
     record_bytes,
     shuffle_examples,
 )
-from tfkit.data.splits import check_features, csv_split, inferred_schema_path, load_schema
+from tfkit.data.splits import check_features, csv_split, inferred_schema_path, keep_inferred, load_schema
 
 __all__ = [
     "EPOCHS_PER_ITERATOR",
@@ -52,6 +52,7 @@ __all__ = [
     "decode",
     "eval_steps",
     "inferred_schema_path",
+    "keep_inferred",
     "load_schema",
     "parse_spec",
     "pipeline_records",

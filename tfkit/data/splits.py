@@ -19,7 +19,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfkit import records
+from tfkit import atomic, records
 from tfkit.config import DataConfig
 from tfkit.data.checks import check_shards, check_split
 from tfkit.errors import UserError
@@ -182,15 +182,25 @@ def _inferred_schema(
             return schema
     label = config.label if split != "test" else None
     schema = infer.infer_schema(paths, split=split, label=label, count=config.count_records, num_classes=num_classes)
-    where = " (kept in memory: no workdir)"
+    schema = dataclasses.replace(schema, inferred=schema.to_json())
+    print(f"tfkit: inferred the schema of data.{split}: {infer.summary(schema)}")
     if saved is not None:
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        temporary = saved.with_name(f".{saved.name}.tmp")
-        temporary.write_text(json.dumps(schema.to_json(), indent=2) + "\n")
-        os.replace(temporary, saved)
-        where = f"; written to {saved} (edit it and set data.schema to change it)"
-    print(f"tfkit: inferred the schema of data.{split}: {infer.summary(schema)}{where}")
+        keep_inferred(schema, workdir=saved.parent)
     return schema
+
+
+def keep_inferred(schema: Schema, *, workdir: str | os.PathLike[str]) -> None:
+    """Keeps an inferred schema in the run's workdir (``schema-SPLIT.json``), so a resume reads it from there.
+
+    A schema that was not inferred, or one already kept, writes nothing. Input folders may be read-only
+    (``/kaggle/input``), so the schema goes with the run, never beside the data.
+    """
+    saved = inferred_schema_path(workdir, schema.split)
+    if schema.inferred is None or saved.exists():
+        return
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(saved, json.dumps(schema.inferred, indent=2) + "\n")
+    print(f"tfkit: the inferred schema of data.{schema.split} is kept in {saved} (edit it and set data.schema)")
 
 
 def _is_glob(source: str) -> bool:

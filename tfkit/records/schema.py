@@ -146,6 +146,8 @@ class Schema:
     """A split's schema: its features, shards and record counts.
 
     ``skipped`` lists records a reader with ``data.skip_corrupt`` leaves out (see tfkit.data); it is never written.
+    ``inferred`` holds, for a schema inferred from foreign records, the body to keep in the run's workdir (the
+    schema before a reader resized images or repaired shards); None otherwise.
     """
 
     split: str
@@ -154,6 +156,7 @@ class Schema:
     records: int
     compression: str | None = None
     skipped: tuple[dict[str, Any], ...] = ()
+    inferred: dict[str, Any] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def files(self, folder: str | os.PathLike[str] | Sequence[str]) -> list[str]:
         """Returns the shard paths, in order, under ``folder`` (a shard's own absolute path is kept).
