@@ -86,3 +86,20 @@ def run(main: Callable[[], int | None]) -> NoReturn:
 def _exit(code: int, line: str) -> NoReturn:
     print(line, file=sys.stderr)
     sys.exit(code)
+
+
+def require_tensorflow() -> None:
+    """Imports TensorFlow for a command that needs it; without it, one line saying how to install it, and exit 2.
+
+    TensorFlow is not a hard requirement of the package, so that installing tfkit never replaces a machine's own
+    build (a TPU VM's, a CUDA image's): the commands that train, export or predict say what to install instead.
+    """
+    try:
+        import tensorflow  # noqa: F401 - the import is the check
+    except ImportError as error:
+        print(
+            f"tfkit: error: tfkit needs TensorFlow, which is not installed ({error}): pip install 'tfkit[cpu]' "
+            "(or [gpu], or [tpu]), or install your machine's own TensorFlow first.",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_USER_ERROR)

@@ -16,10 +16,11 @@ do not match the sha256 written with them is refused.
 
 from __future__ import annotations
 
-from tfkit import stopping
+from tfkit import cli, stopping
 
 if __name__ == "__main__":
     stopping.catch_signals()  # before TensorFlow's import: a Ctrl-C from here on ends the command cleanly
+    cli.require_tensorflow()
 
 import json
 import os

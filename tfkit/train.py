@@ -18,11 +18,12 @@ starts and trains, epoch by epoch, until the end or a clean stop.
 
 from __future__ import annotations
 
-from tfkit import stopping
+from tfkit import cli, stopping
 
 if __name__ == "__main__":
     # First, before TensorFlow's import (seconds): a Ctrl-C or SIGTERM from here on ends the command cleanly.
     stopping.catch_signals()
+    cli.require_tensorflow()
 
 import os  # after the signal handlers, on purpose
 import sys
@@ -32,8 +33,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tfkit import cli, data, disk, resources, session
 from tfkit import config as config_lib
+from tfkit import data, disk, resources, session
 from tfkit.errors import Stopped, UserError
 from tfkit.report import Reporter
 from tfkit.workdir import Workdir
