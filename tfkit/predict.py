@@ -112,7 +112,7 @@ def run(
                 "expected runs of one task to average. Predict them separately."
             )
         averaged = values if averaged is None else averaged + values
-        names = names or restore.class_names(restored.config)
+        names = names or restore.class_names(restored.config, workdir=restored.root)
     assert averaged is not None  # at least one run: checked above
     averaged /= len(roots)
 

@@ -116,15 +116,16 @@ def read_split(source: str, config: config_lib.Config, *, labeled: bool) -> tupl
     """
     # The run's data.schema described its training glob, not this one; a glob's schema is in its own folder.
     section = dataclasses.replace(config.data, schema=None)
-    checked = section if labeled else dataclasses.replace(section, label=section.features)
-    schema = data.load_schema(source, checked)
+    # A test split may lack the label (a competition's test files): it is required only to evaluate.
+    schema = data.load_schema(source, section, split="eval" if labeled else "test")
     return schema, section
 
 
-def class_names(config: config_lib.Config) -> tuple[str, ...] | None:
+def class_names(config: config_lib.Config, *, workdir: Path | None = None) -> tuple[str, ...] | None:
     """The class names of the run's label, from its training schema when that is still readable; else None."""
     try:
-        schema = data.load_schema(config.data.train, config.data)
+        kept = workdir if workdir is not None and data.inferred_schema_path(workdir, "train").exists() else None
+        schema = data.load_schema(config.data.train, config.data, workdir=kept)
     except (UserError, tf.errors.OpError, OSError):
         return None  # the training data is not here (another machine, a Kaggle input no longer mounted)
     return schema.features[config.data.label].classes
