@@ -44,6 +44,11 @@ def spec_parts(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return spec, {}
 
 
+def takes_class_ids(spec: str | Mapping[str, Any]) -> bool:
+    """Whether the loss reads labels as class ids in ``[0, num_classes)`` (a mask or a regression target is not)."""
+    return spec_parts(spec)[0] in _CLASS_IDS
+
+
 def task_kind(spec: str | Mapping[str, Any], *, num_classes: int) -> TaskKind:
     """What the loss says the outputs are: class scores (one per class), binary scores, or values.
 

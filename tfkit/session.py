@@ -12,7 +12,7 @@ from typing import Any
 
 import psutil
 
-from tfkit import autobatch, batch, checkpoint, data, distribute, loop, memory, parts, plan, units
+from tfkit import autobatch, batch, checkpoint, data, distribute, loop, losses, memory, parts, plan, units
 from tfkit import config as config_lib
 from tfkit.evaluation import Evaluator
 from tfkit.records import Schema
@@ -116,9 +116,9 @@ def read_split(config: config_lib.Config, split: str, *, workdir: Path | None, c
     """
     kept = workdir if workdir is not None and data.inferred_schema_path(workdir, split).exists() else None
     source = config.data.train if split == "train" else config.data.eval
-    return data.load_schema(
-        source or "", config.data, split=split, workdir=kept, num_classes=config.model.num_classes or classes
-    )
+    # Labels are checked against the classes only where the loss reads them as class ids, not masks or targets.
+    bound = (config.model.num_classes or classes) if losses.takes_class_ids(config.task.loss) else None
+    return data.load_schema(source or "", config.data, split=split, workdir=kept, num_classes=bound)
 
 
 def _num_classes(config: config_lib.Config, schema: Schema) -> int:
