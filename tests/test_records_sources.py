@@ -233,12 +233,12 @@ def test_a_write_killed_midway_leaves_no_shard_that_looks_complete(tmp_path):
 
     process = subprocess.Popen([sys.executable, "-m", *command], cwd=tmp_path)
     deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".out.writing-*/.train-*.tmp")) and time.monotonic() < deadline:
+    while not list(tmp_path.glob(".out.tmp-*/.train-*.tmp")) and time.monotonic() < deadline:
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)  # while the first shard is being written
     process.wait()
     out = tmp_path / "out"
-    assert list(tmp_path.glob(".out.writing-*/.train-*.tmp"))  # it was killed while writing, into a staged folder
+    assert list(tmp_path.glob(".out.tmp-*/.train-*.tmp"))  # it was killed while writing, into a staged folder
     assert not out.exists()  # nothing that looks like a split
     again = tfkit_process(command, cwd=tmp_path)
     assert again.returncode == 0, again.stderr

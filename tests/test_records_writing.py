@@ -155,7 +155,7 @@ def test_a_write_killed_between_the_swaps_renames_gets_its_old_data_back(tmp_pat
     before = _hashes(old)
     dead = 2**22 + 12345  # above Linux's default pid_max: no live process has it
     old.rename(tmp_path / f".data.old-{dead}")
-    (tmp_path / f".data.writing-{dead}").mkdir()
+    (tmp_path / f".data.tmp-{dead}").mkdir()  # the staged folder it left
     with records.staging.staged_folder(old, force=True) as staging:
         assert _hashes(old) == before  # put back before anything else happens
         records.write_split(examples(9), staging, split="train", features=FEATURES, num_shards=3)

@@ -302,13 +302,7 @@ def _keep(prefix: str, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     name = os.path.basename(prefix)
     for source in Path(prefix).parent.glob(f"{name}.*"):
-        temporary = folder / f".{source.name}.tmp"
-        temporary.unlink(missing_ok=True)
-        try:
-            os.link(source, temporary)  # TensorFlow never rewrites a checkpoint's files, so sharing them is safe
-        except OSError:
-            shutil.copyfile(source, temporary)
-        os.replace(temporary, folder / source.name)
+        atomic.place_copy(source, folder / source.name)  # TensorFlow never rewrites a checkpoint's files
     # The state file last: until it names the new checkpoint, the previous best stays the one read.
     atomic.write_text(folder / "checkpoint", f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
     for stale in folder.glob("ckpt-*"):

@@ -20,7 +20,7 @@ from typing import Any
 
 import keras
 
-from tfkit import cli, losses, metric_builder, restore
+from tfkit import atomic, cli, losses, metric_builder, restore
 from tfkit.errors import UserError
 from tfkit.evaluation import Evaluator
 
@@ -89,9 +89,7 @@ def run(
         "replicas": restored.selected.replicas,
     }
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(temporary, target)
+    atomic.write_text(target, json.dumps(result, indent=2) + "\n")
     return {**result, "out": str(target)}
 
 
@@ -101,10 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("workdir", help="the run folder of python -m tfkit.train")
     parser.add_argument("--data", required=True, help="the split: a folder of shards with a schema, or a glob")
     parser.add_argument("--out", help="the metrics JSON to write (default: WORKDIR.metrics.json beside the run)")
-    parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint to use")
-    parser.add_argument("--batch_size", type=_positive, help="global batch (default: the run's)")
-    parser.add_argument("--cpu_replicas", type=_positive, help="mirror over N logical CPUs")
-    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    restore.add_flags(parser)
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
     result = run(
         args.workdir,
@@ -119,12 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"tfkit: {result['records']} records of {args.data}: {shown}")
     print(f"tfkit: wrote {result['out']}")
     return 0
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise UserError(f"received {text!r}; expected a whole number of at least 1.")
-    return int(text)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,12 @@ replaced only when asked.
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from tfkit import atomic
 from tfkit.errors import UserError
 
 
@@ -68,17 +68,14 @@ def order_by(ids: Sequence[str], wanted: Sequence[str], *, like: Path) -> np.nda
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Writes a CSV under a temporary name and renames it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("w", newline="") as handle:
+    with atomic.writing(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
-    os.replace(temporary, path)
 
 
 def write_npy(path: Path, values: np.ndarray) -> None:
     """Writes an array under a temporary name and renames it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
-    np.save(temporary, values)
-    os.replace(temporary, path)
+    with atomic.writing(path, "wb") as handle:
+        np.save(handle, values)

@@ -136,22 +136,18 @@ class Workdir:
                 rows = list(csv.DictReader(handle))
             kept = [row for row in rows if int(row["step"]) <= step]
             if len(kept) != len(rows):
-                temporary = atomic.temporary_sibling(self.history_path)
-                with temporary.open("w", newline="") as handle:
+                with atomic.writing(self.history_path, newline="") as handle:
                     writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
                     writer.writeheader()
                     writer.writerows(kept)
-                os.replace(temporary, self.history_path)
         for path in sorted((self.root / "logs").glob("*/events.out.tfevents.*")):
             # Streamed, never held whole: one read to see whether anything is past the step, a second to rewrite.
             if all(event.step <= step for event in _events(path)):
                 continue
-            temporary = atomic.temporary_sibling(path)
-            with tf.io.TFRecordWriter(str(temporary)) as writer:
+            with atomic.replacing(path) as temporary, tf.io.TFRecordWriter(str(temporary)) as writer:
                 for event in _events(path):
                     if event.step <= step:
                         writer.write(event.SerializeToString())
-            os.replace(temporary, path)
         if reopen:
             self.open_logs()
 

@@ -259,12 +259,14 @@ def _repaired_copy(path: str, compression: str | None, spans: list[tuple[int, in
     target = os.path.join(folder, f"{key}-{os.path.basename(path)}")
     if os.path.exists(target):
         return target
-    temporary = f"{target}.{os.getpid()}.tmp"
-    with records.open_stream(path, compression) as stream, records.ShardWriter(temporary, compression) as writer:
+    with (
+        atomic.replacing(target) as temporary,
+        records.open_stream(path, compression) as stream,
+        records.ShardWriter(str(temporary), compression) as writer,
+    ):
         position = 0
         for offset, length in spans:
             stream.read(offset - position)  # streams: skip forward to the record's data
             writer.write(stream.read(length))
             position = offset + length
-    os.replace(temporary, target)
     return target

@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from tfkit import atomic
 from tfkit.errors import UserError
 from tfkit.records import conformance, infer
 from tfkit.records.example import parse
@@ -120,7 +121,5 @@ def write_inferred(
         inside = Path(shard.file).resolve().is_relative_to(base)
         shards.append(dataclasses.replace(shard, file=os.path.relpath(shard.file, base) if inside else shard.file))
     written = dataclasses.replace(schema, shards=tuple(shards))
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(json.dumps(written.to_json(), indent=2) + "\n")
-    os.replace(temporary, target)
+    atomic.write_text(target, json.dumps(written.to_json(), indent=2) + "\n")
     return written

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from tfkit import atomic
 from tfkit.errors import UserError
 from tfkit.records import files
 from tfkit.records.schema import ENCODINGS, SCHEMA_FILE, Schema
@@ -26,17 +27,7 @@ def read_schema(folder: str | os.PathLike[str]) -> Schema:
             f"data folder '{folder}' has no {SCHEMA_FILE}; expected one written by tfkit.records (an interrupted "
             "write leaves none). Write the data again: python -m tfkit.records write SOURCE --out FOLDER."
         )
-    try:
-        with files.open_file(path, "r") as handle:
-            schema = Schema.from_json(json.loads(handle.read()))
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise UserError(f"schema '{path}' is malformed ({error}); expected a tfkit.records schema.") from None
-    for name, feature in schema.features.items():
-        if feature.encoding not in ENCODINGS:
-            raise UserError(
-                f"schema '{path}': feature '{name}' has encoding '{feature.encoding}'; expected one of {ENCODINGS}."
-            )
-    return schema
+    return _parse(path)
 
 
 def read_schema_file(path: str) -> Schema:
@@ -47,6 +38,16 @@ def read_schema_file(path: str) -> Schema:
     """
     if not files.exists(path):
         raise UserError(f"schema file '{path}' does not exist; expected a schema .json. Check data.schema.")
+    return _parse(path)
+
+
+def write_schema(schema: Schema, folder: str | os.PathLike[str]) -> None:
+    """Writes ``folder/schema.json`` under a temporary name and renames it, so a reader never sees half of it."""
+    atomic.write_text(Path(folder) / SCHEMA_FILE, json.dumps(schema.to_json(), indent=2) + "\n")
+
+
+def _parse(path: str) -> Schema:
+    """The schema in the file ``path``, with every feature's encoding checked."""
     try:
         with files.open_file(path, "r") as handle:
             schema = Schema.from_json(json.loads(handle.read()))
@@ -58,11 +59,3 @@ def read_schema_file(path: str) -> Schema:
                 f"schema '{path}': feature '{name}' has encoding '{feature.encoding}'; expected one of {ENCODINGS}."
             )
     return schema
-
-
-def write_schema(schema: Schema, folder: str | os.PathLike[str]) -> None:
-    """Writes ``folder/schema.json`` under a temporary name and renames it, so a reader never sees half of it."""
-    out = Path(folder)
-    temporary = out / f".{SCHEMA_FILE}.tmp"
-    temporary.write_text(json.dumps(schema.to_json(), indent=2) + "\n")
-    os.replace(temporary, out / SCHEMA_FILE)

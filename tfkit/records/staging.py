@@ -7,12 +7,11 @@ hidden staged folder, or old data set aside during the swap) is cleared, or put 
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from tfkit import atomic
 from tfkit.errors import UserError
 from tfkit.records.schema import SCHEMA_FILE
 
@@ -51,52 +50,9 @@ def staged_folder(out_dir: str | os.PathLike[str], *, force: bool = False) -> It
         raise UserError(
             f"cannot create the parent of output folder '{out_dir}' ({error.strerror}); expected a writable folder."
         ) from None
-    _clear_leftovers(out)
-    staging = out.parent / f".{out.name}.writing-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    atomic.clear_leftovers(out)
+    with atomic.replacing(out) as staging:
         staging.mkdir()
         yield staging
-        complete = [path.parent for path in staging.glob(f"**/{SCHEMA_FILE}")]
-        if not complete:
+        if not any(staging.glob(f"**/{SCHEMA_FILE}")):
             raise UserError(f"the write into '{out_dir}' produced no complete split; the old data is left as it was.")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    aside = out.parent / f".{out.name}.old-{os.getpid()}"
-    os.replace(out, aside)
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        os.replace(aside, out)
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(aside)
-
-
-def _clear_leftovers(out: Path) -> None:
-    """Removes what a killed earlier write into ``out`` left: its staged folder, or its set-aside old data.
-
-    Old data set aside by a process killed between the swap's two renames goes back in place when ``out`` is gone.
-    """
-    for leftover in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
-        kind, _, pid = leftover.name[len(out.name) + 2 :].partition("-")
-        if kind not in ("writing", "old") or not pid.isdigit() or _alive(int(pid)):
-            continue
-        if kind == "old" and not out.exists():
-            os.replace(leftover, out)
-        else:
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

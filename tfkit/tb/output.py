@@ -9,14 +9,13 @@ an input inside it) is refused either way, before anything is written.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from tfkit import atomic
 from tfkit.errors import UserError
-from tfkit.tb.files import EVENTS_MARK
 
 
 def check_target(out: Path, *, inputs: Sequence[Path], force: bool) -> None:
@@ -65,16 +64,13 @@ def staged_folder(out: Path, *, inputs: Sequence[Path], force: bool) -> Iterator
     """
     check_target(out, inputs=inputs, force=force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / _temporary_name(out.name)
-    staging.mkdir()
-    try:
+    atomic.clear_leftovers(out)
+    with atomic.replacing(out) as staging:
+        staging.mkdir()
         writer = FolderWriter(staging)
         yield writer
         for temporary, final in writer.pending:
             os.replace(temporary, final)
-        _put_in_place(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 @contextmanager
@@ -88,33 +84,6 @@ def staged_file(out: Path, *, inputs: Sequence[Path], force: bool) -> Iterator[P
     if out.is_dir() and any(out.iterdir()):
         raise UserError(f"--out received '{out}', which is a folder; expected a file name such as scalars.csv.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.parent / _temporary_name(out.name)
-    try:
+    atomic.clear_leftovers(out)
+    with atomic.replacing(out) as temporary:
         yield temporary
-        if out.is_dir():
-            out.rmdir()  # an empty folder of that name
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _temporary_name(name: str) -> str:
-    return f".{name.replace(EVENTS_MARK, 'events')}.tfkit-partial-{os.getpid()}"
-
-
-def _put_in_place(staging: Path, out: Path) -> None:
-    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
-        os.replace(staging, out)  # renaming onto an empty folder is one atomic step
-        return
-    if not (out.exists() or out.is_symlink()):
-        os.replace(staging, out)
-        return
-    # --force on an existing output: move it aside, put the new one in place, then delete the old one. The output
-    # path is without a complete folder only between two renames.
-    old = out.parent / f".{out.name}.tfkit-replaced-{os.getpid()}"
-    os.replace(out, old)
-    os.replace(staging, out)
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old)
-    else:
-        old.unlink()
