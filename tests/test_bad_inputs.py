@@ -134,8 +134,8 @@ CASES = [
     # train: flags
     Case("train-unknown-flag", [*TRAIN, "--epochs", "3"], "unrecognized arguments: --epochs 3"),
     Case("train-bad-strategy", [*TRAIN, "--strategy", "fast"], "invalid choice: 'fast'"),
-    Case("train-cpu-replicas-0", [*TRAIN, "--cpu_replicas", "0"], "--cpu_replicas received '0'"),
-    Case("train-cpu-replicas-word", [*TRAIN, "--cpu_replicas", "two"], "--cpu_replicas received 'two'"),
+    Case("train-cpu-replicas-0", [*TRAIN, "--cpu_replicas", "0"], "--cpu_replicas: received '0'"),
+    Case("train-cpu-replicas-word", [*TRAIN, "--cpu_replicas", "two"], "--cpu_replicas: received 'two'"),
     Case("train-tpu-and-cpu", [*TRAIN, "--tpu", "--strategy", "cpu"], "--tpu and --strategy cpu contradict"),
     Case("train-bad-time-limit", [*TRAIN, "--time_limit", "soon"], "train.time_limit"),
     Case("train-missing-config", [*TRAIN, "--config", "missing.yaml"], "config file 'missing.yaml' does not exist"),

@@ -51,6 +51,17 @@ class Parser(argparse.ArgumentParser):
         return self.add_subparsers(dest="command", required=True, parser_class=Parser)
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number of at least 1 (``--cpu_replicas 2``, ``--batch_size 64``).
+
+    Raises:
+        argparse.ArgumentTypeError: Anything else; the parser reports it as one line naming the flag.
+    """
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"received {text!r}; expected a whole number of at least 1")
+    return int(text)
+
+
 def run(main: Callable[[], int | None]) -> NoReturn:
     """Runs a command's ``main`` and turns every way it can end into one line and an exit code.
 

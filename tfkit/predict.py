@@ -265,10 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--columns", help="comma-separated names of the prediction columns")
     parser.add_argument("--like", help="a sample submission CSV: its header and id order are followed")
     parser.add_argument("--tta", choices=["flip"], help="test-time augmentation: average with mirrored images")
-    parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint to use")
-    parser.add_argument("--batch_size", type=_positive, help="global batch (default: the run's)")
-    parser.add_argument("--cpu_replicas", type=_positive, help="mirror over N logical CPUs")
-    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    restore.add_flags(parser)
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
     written = run(
         args.workdirs,
@@ -287,12 +284,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"tfkit: wrote {written}")
     return 0
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise UserError(f"received {text!r}; expected a whole number of at least 1.")
-    return int(text)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the same decoding, the same resize to ``data.image_size``; normalisation is the 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -17,8 +18,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from tfkit import cli, data, distribute, export, plan
 from tfkit import config as config_lib
-from tfkit import data, distribute, export, plan
 from tfkit.errors import UserError
 from tfkit.records import Schema
 
@@ -54,6 +55,14 @@ class RestoredRun:
         """The per-replica batch for a global batch (the run's by default), rounded up to fill every replica."""
         wanted = global_batch_size or self.global_batch_size
         return max(1, math.ceil(wanted / self.selected.replicas))
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """Adds the flags of every command that restores a run: --checkpoint, --batch_size, --cpu_replicas, --force."""
+    parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint to use")
+    parser.add_argument("--batch_size", type=cli.positive_int, help="global batch (default: the run's)")
+    parser.add_argument("--cpu_replicas", type=cli.positive_int, help="mirror over N logical CPUs")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out")
 
 
 def load(

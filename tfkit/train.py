@@ -183,21 +183,11 @@ def _parser() -> cli.Parser:
     parser.add_argument("--tpu", action="store_true", help="shorthand for --strategy tpu")
     parser.add_argument("--tpu_address", help="TPU address: local (TPU VM), grpc://host:port or a TPU name")
     parser.add_argument(
-        "--cpu_replicas", type=_positive, help="split the CPU into N logical devices and mirror over them"
+        "--cpu_replicas", type=cli.positive_int, help="split the CPU into N logical devices and mirror over them"
     )
     parser.add_argument("--time_limit", help="stop cleanly before this much time, e.g. 8h45m (exit 75)")
     parser.add_argument("--restart", action="store_true", help="start over; the old run is renamed, never deleted")
     return parser
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UserError(f"--cpu_replicas received {text!r}; expected a whole number of at least 1.")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
