@@ -78,7 +78,7 @@ def check_augmentations(config: Config) -> None:
     names = [preset(spec)[0] for spec in config.data.augmentations]
     mixing = [name for name in names if name in MIXING]
     loss = config.task.loss.get("name") if isinstance(config.task.loss, Mapping) else config.task.loss
-    if mixing and not metric_registry.is_user_code(loss) and loss not in SOFT_LABEL_LOSSES:
+    if mixing and not metric_registry.is_user_code(config.task.loss) and loss not in SOFT_LABEL_LOSSES:
         raise UserError(
             f"config key 'data.augmentations': {mixing[0]} makes soft class labels, which task.loss {loss!r} does "
             f"not read (segmentation masks and regression targets cannot be mixed); expected a class loss: "
