@@ -182,3 +182,14 @@ def test_image_presets_on_a_feature_that_is_not_an_image_are_refused_at_load(tmp
     assert "\n" not in str(caught.value)
     mixup = config_lib.DataConfig(train=str(tmp_path / "split"), features="signal", augmentations=("mixup",))
     data.load_schema(mixup.train, mixup)  # mixup blends any feature
+
+
+def test_mixing_masks_is_refused_at_load_even_with_a_class_loss(tmp_path):
+    features = {"image": records.Feature("uint8", (8, 8, 1), "raw"), "mask": records.Feature("int64", (8, 8), "int64")}
+    rows = ({"image": np.zeros((8, 8, 1), np.uint8), "mask": np.zeros((8, 8), np.int64)} for _ in range(8))
+    records.write_split(rows, tmp_path / "split", split="train", features=features, num_shards=1)
+    config = config_lib.DataConfig(train=str(tmp_path / "split"), label="mask", augmentations=("flip", "cutmix"))
+    with pytest.raises(UserError, match=r"cutmix mixes class labels; received label 'mask' of shape \[8, 8\]"):
+        data.load_schema(config.train, config)
+    flips = config_lib.DataConfig(train=str(tmp_path / "split"), label="mask", augmentations=("flip", "rotation"))
+    data.load_schema(flips.train, flips)  # geometry moves the mask with its image
