@@ -8,6 +8,7 @@ checkpoint and reduce-on-plateau follow, and in which direction (``tfkit.metric_
 from __future__ import annotations
 
 from tfkit import metric_registry
+from tfkit.config.augmentations import check_augmentations
 from tfkit.config.sections import Config
 from tfkit.errors import UserError
 
@@ -52,6 +53,7 @@ def validate(config: Config) -> None:
     check_checkpoint(config)
     check_model(config)
     check_switches(config)
+    check_augmentations(config)
 
 
 def monitored(config: Config) -> tuple[str, str]:

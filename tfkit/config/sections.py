@@ -79,6 +79,12 @@ class DataConfig:
         augment: ``module:function`` or ``file.py:function`` applied to each training batch after decoding:
             ``(features, labels, seed) -> (features, labels)``; ``seed`` is a shape-[2] int32 tensor for the
             ``tf.image.stateless_random_*`` ops, so runs repeat and resume exactly.
+        augmentations: Augmentation presets for training batches, each a name or a mapping of ``name`` and its
+            arguments: ``flip`` (``vertical``), ``random_resized_crop`` (``scale``, ``ratio``), ``rotation``
+            (``degrees``, ``fill_mode``), ``color_jitter`` (``brightness``, ``contrast``, ``saturation``), ``mixup``
+            (``alpha``) and ``cutmix`` (``alpha``); see ``tfkit.data.presets``. Seeded like ``augment``; they run
+            in the order listed, before ``augment``, except ``mixup`` and ``cutmix``, which run after it and make
+            soft labels (a class loss reads them).
         image_size: ``[height, width]`` to resize encoded images to; needed when their sizes vary.
         cache: A file path prefix to cache the records in after the first epoch (e.g. data read from ``gs://``);
             None for no cache.
@@ -107,6 +113,7 @@ class DataConfig:
     shuffle_buffer_bytes: Annotated[int, SIZE] = 64 * 10**6  # 64MB
     deterministic: bool = True
     augment: str | None = None
+    augmentations: tuple[Spec, ...] = ()
     image_size: tuple[int, ...] = ()
     cache: str | None = None
     autotune: bool = False

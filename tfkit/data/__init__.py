@@ -9,8 +9,9 @@ record is read twice in an epoch. Then, in order:
    permuted by a stateless op keyed by the seed, the epoch and the block;
 4. batch, then parse: ``parse_example`` on whole batches, far cheaper than per record;
 5. decode by the schema (raw arrays, int64 lists, JPEG/PNG, strings), with static shapes;
-6. the user's augment function (training only), called with a seed made from the run's seed, the epoch and the
-   batch's index (see tfkit.data.augment), then prefetch.
+6. training only: the presets of ``data.augmentations`` (tfkit.data.presets), then the user's augment function,
+   called with a seed made from the run's seed, the epoch and the batch's index (see tfkit.data.augment), then
+   ``mixup`` and ``cutmix``; then prefetch.
 
 Parallelism is fixed by default: the interleave reads as many files at once as it cycles through (up to 8), parsing
 uses every CPU core, and 2 batches are prefetched, so memory is at its steady size from the first batch.

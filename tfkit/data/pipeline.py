@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 from tfkit.config import DataConfig
+from tfkit.data import presets
 from tfkit.data.augment import augment_seed, augmenter
 from tfkit.data.checks import assert_labels
 from tfkit.data.decode import Batch, pad, parser
@@ -67,6 +68,7 @@ def dataset_fn(
     labeled: bool = True,
     until_epoch: int | None = None,
     batches_per_epoch: int | None = None,
+    num_classes: int | None = None,
 ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """Returns the function that ``strategy.distribute_datasets_from_function`` calls once per input pipeline.
 
@@ -87,6 +89,8 @@ def dataset_fn(
             boundary costs seconds to minutes on many replicas (its prefetch threads and per-device buffers), all
             of it idle.
         batches_per_epoch: The batches of this pipeline one epoch uses (steps x per-replica batches per step).
+        num_classes: ``model.num_classes``, the depth of the soft labels ``mixup`` and ``cutmix`` make; None takes
+            the label's classes from the schema.
 
     Returns:
         A function from an InputContext to a dataset of ``(features, labels, weights)`` batches.
@@ -96,6 +100,7 @@ def dataset_fn(
     augment = augmenter(config) if training else None
     label = schema.features.get(config.label) if labeled else None
     classes = label.num_classes if label is not None and label.encoding == "int64" else None
+    augmentations = presets.build(config, num_classes=num_classes or classes) if training else None
     # Fixed parallelism and prefetch put the pipeline's memory at its steady size from the first batch; autotuning
     # grows its buffers and threads for minutes, so memory creeps with running time (see data.autotune).
     parallel = tf.data.AUTOTUNE if config.autotune else (os.cpu_count() or 1)
@@ -157,17 +162,26 @@ def dataset_fn(
         dataset = dataset.map(
             lambda index, serialized: (index, *parse(serialized)), num_parallel_calls=parallel, deterministic=True
         )
-        if augment is not None:
-
+        if augment is not None or augmentations is not None:
+            # The presets that keep labels, then data.augment, then the label check; mixup and cutmix last, since
+            # they turn class ids into soft labels.
             def augment_batch(index: tf.Tensor, x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> Batch:
                 seed = augment_seed(epoch_seed, batch=index, pipeline=pipeline_id, pipelines=pipelines)
-                return (*augment(x, y, seed), weights)
+                if augmentations is not None:
+                    x, y = augmentations.transform(x, y, seed)
+                if augment is not None:
+                    x, y = augment(x, y, seed)
+                if classes:
+                    y = assert_labels(y, classes)
+                if augmentations is not None:
+                    x, y, weights = augmentations.mix(x, y, weights, seed)
+                return x, y, weights
 
             dataset = dataset.map(augment_batch, num_parallel_calls=parallel, deterministic=True)
         else:
             dataset = dataset.map(lambda index, x, y, weights: (x, y, weights))
-        if classes:  # labels past the ones checked at start: an InvalidArgumentError starting "tfkit-data:"
-            dataset = dataset.map(lambda x, y, w: (x, assert_labels(y, classes), w))
+            if classes:  # labels past the ones checked at start: an InvalidArgumentError starting "tfkit-data:"
+                dataset = dataset.map(lambda x, y, w: (x, assert_labels(y, classes), w))
         if not training:
             dataset = dataset.map(lambda x, y, w: pad(x, y, w, per_replica_batch_size))
             dataset = _pad_to_steps(dataset, schema, per_replica_batch_size=per_replica_batch_size, context=context)

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from tfkit import atomic, records
 from tfkit.config import DataConfig
+from tfkit.data import presets
 from tfkit.data.checks import check_shards, check_split
 from tfkit.errors import UserError
 from tfkit.records import IMAGE_ENCODINGS, Schema, Shard, conformance, files, infer, read_schema
@@ -89,6 +90,8 @@ def load_schema(
         )
     labelled = split != "test" or config.label in schema.features
     check_features(schema, config, folder=where, label_required=labelled)
+    if split == "train" and config.augmentations:
+        presets.check(schema, config)
     names = [config.features] + ([config.label] if labelled else [])
     check_shards(where, schema)
     if config.skip_corrupt:
