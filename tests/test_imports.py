@@ -102,6 +102,7 @@ LIGHT = [
     "tfkit.wheels",
     "tfkit.tpu_detect",
     "tfkit.tpu_runtime",
+    "tfkit.train_command",
 ]
 
 

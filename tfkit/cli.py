@@ -62,6 +62,22 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def refuse_early(check: Callable[[], None]) -> None:
+    """Runs a command's light checks (flags, config) before its heavy imports; bad input exits 2 here at once.
+
+    ``--help`` prints and exits 0 from here too. Anything else the check raises is left to ``run``, which reports
+    it after the imports as it always would.
+    """
+    try:
+        check()
+    except UserError as error:
+        _exit(EXIT_USER_ERROR, f"tfkit: error: {error}")
+    except (SystemExit, KeyboardInterrupt, stopping.Interrupted):
+        raise
+    except Exception:
+        pass
+
+
 def run(main: Callable[[], int | None]) -> NoReturn:
     """Runs a command's ``main`` and turns every way it can end into one line and an exit code.
 

@@ -18,15 +18,18 @@ starts and trains, epoch by epoch, until the end or a clean stop.
 
 from __future__ import annotations
 
-from tfkit import cli, stopping
+import sys
+
+from tfkit import cli, stopping, train_command
 
 if __name__ == "__main__":
-    # First, before TensorFlow's import (seconds): a Ctrl-C or SIGTERM from here on ends the command cleanly.
+    # First, before TensorFlow's import (seconds): a Ctrl-C or SIGTERM from here on ends the command cleanly, and
+    # bad flags or config keys are refused at once, so a typo costs no TensorFlow start-up.
     stopping.catch_signals()
+    cli.refuse_early(lambda: train_command.check(__doc__, sys.argv[1:]))
     cli.require_tensorflow()
 
 import os  # after the signal handlers, on purpose
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -34,12 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from tfkit import config as config_lib
-from tfkit import data, disk, resources, session
-from tfkit.errors import Stopped, UserError
+from tfkit import data, disk, session
+from tfkit.errors import Stopped
 from tfkit.report import Reporter
 from tfkit.workdir import Workdir
 
-ConfigSource = str | os.PathLike[str] | config_lib.Config | dict[str, Any] | None
+ConfigSource = train_command.ConfigSource
 
 
 def run(
@@ -74,7 +77,7 @@ def run(
     # Validate, then act: everything that can refuse the command (config, data schema, strategy, workdir, user
     # model, the resume's identity, free disk) is checked before the first file is written, so a refused command
     # leaves every file as it found it. Signals are checked at each boundary (exit 130 before any write).
-    config = _load_config(config_or_path, overrides)
+    config = train_command.load_config(config_or_path, overrides)
     stopping.check("loading the config")
     run_root = Path(workdir or Path("runs") / config.name)
     selected, train_schema, provisional = session.prepare(config, tpu_resolver=tpu_resolver, workdir=run_root)
@@ -130,7 +133,7 @@ def find_batch(
         ``per_replica_batch_size``, ``grad_accum_steps``, ``global_batch_size`` and the finder's ``reason`` and
         ``trials``.
     """
-    base = _load_config(config_or_path, overrides)
+    base = train_command.load_config(config_or_path, overrides)
     values = config_lib.to_dict(base)
     values["train"]["per_replica_batch_size"] = "auto"
     if base.train.per_replica_batch_size is not None:
@@ -153,59 +156,10 @@ def find_batch(
     }
 
 
-def _load_config(source: ConfigSource, overrides: Sequence[str]) -> config_lib.Config:
-    if isinstance(source, config_lib.Config):
-        if overrides:
-            return config_lib.load(None, values=config_lib.to_dict(source), overrides=overrides)
-        return source
-    if isinstance(source, dict):
-        return config_lib.load(None, values=source, overrides=overrides)
-    if source is None:
-        source = resources.config_path(resources.DEFAULT_CONFIG)
-    path = Path(source)
-    if not path.exists() and path.suffix == "" and os.sep not in str(source):
-        path = resources.config_path(str(source))
-    return config_lib.load(path, overrides=overrides)
-
-
-def _parser() -> cli.Parser:
-    parser = cli.Parser("python -m tfkit.train", description=__doc__.replace(".. code-block:: shell\n\n", ""))
-    parser.add_argument("--config", help="YAML config, or the name of a bundled one (default: digits)")
-    parser.add_argument("--workdir", help="run folder (default: runs/<config name>)")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)"
-    )
-    parser.add_argument(
-        "--strategy",
-        choices=["auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu"],
-        help="tf.distribute strategy (default: the config's, auto)",
-    )
-    parser.add_argument("--tpu", action="store_true", help="shorthand for --strategy tpu")
-    parser.add_argument("--tpu_address", help="TPU address: local (TPU VM), grpc://host:port or a TPU name")
-    parser.add_argument(
-        "--cpu_replicas", type=cli.positive_int, help="split the CPU into N logical devices and mirror over them"
-    )
-    parser.add_argument("--time_limit", help="stop cleanly before this much time, e.g. 8h45m (exit 75)")
-    parser.add_argument("--restart", action="store_true", help="start over; the old run is renamed, never deleted")
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit code."""
-    args = _parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
-    overrides = list(args.set)
-    if args.tpu and args.strategy not in (None, "tpu"):
-        raise UserError(f"--tpu and --strategy {args.strategy} contradict; expected one of them.")
-    strategy = "tpu" if args.tpu else args.strategy
-    if strategy:
-        overrides.append(f"distribute.strategy={strategy}")
-    if args.tpu_address:
-        overrides.append(f"distribute.tpu_address={args.tpu_address}")
-    if args.cpu_replicas:
-        overrides.append(f"distribute.cpu_replicas={args.cpu_replicas}")
-    if args.time_limit:
-        overrides.append(f"train.time_limit={args.time_limit}")
-    summary = run(args.config, workdir=args.workdir, overrides=overrides, restart=args.restart)
+    args = train_command.parser(__doc__).parse_args(list(argv) if argv is not None else sys.argv[1:])
+    summary = run(args.config, workdir=args.workdir, overrides=train_command.overrides(args), restart=args.restart)
     if summary["status"] == "stopped":
         saved = f"checkpoint saved in {summary['workdir']}. Run the same command to resume."
         if summary["stop_reason"] == "disk_full":  # no new checkpoint: say where the run stands and what to do
