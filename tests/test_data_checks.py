@@ -143,3 +143,19 @@ def test_the_reader_stops_at_a_label_past_the_first_records_with_the_prefix(tmp_
     make = data.dataset_fn(folder, schema, config(folder), per_replica_batch_size=4, training=False, seed=0, epoch=0)
     with pytest.raises(tf.errors.InvalidArgumentError, match=checks.LABEL_ERROR_PREFIX):
         list(make(tf.distribute.InputContext()))
+
+
+def test_foreign_float_list_features_pass_the_first_record_checks(tmp_path):
+    # Records written by TensorFlow (a competition's .tfrec files) often hold FloatList features.
+    path = tmp_path / "foreign.tfrec"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for index in range(6):
+            feature = {
+                "x": tf.train.Feature(float_list=tf.train.FloatList(value=[index, 0.5, 1.0])),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[index % 4])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    glob = str(tmp_path / "*.tfrec")
+    schema = data.load_schema(glob, config(glob))
+    assert schema.features["x"].encoding == "float"
+    assert schema.records == 6

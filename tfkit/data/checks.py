@@ -181,11 +181,12 @@ def _check_value(where: str, name: str, feature: Feature, value: list | None) ->
     fix = "Fix schema.json or write the data again (python -m tfkit.records write)."
     if value is None:
         raise UserError(f"{where} lacks feature '{name}', which its schema lists; expected every feature. {fix}")
-    if feature.encoding == "int64":
+    if feature.encoding in ("int64", "float"):  # an Int64List or a FloatList, as foreign records have
         expected = math.prod(feature.shape)
-        if len(value) != expected or (value and not isinstance(value[0], int)):
+        kind, kinds = (int, "integers") if feature.encoding == "int64" else (float, "floats")
+        if len(value) != expected or (value and not isinstance(value[0], kind)):
             raise UserError(
-                f"{where}: feature '{name}' holds {len(value)} value(s); the schema says {expected} integers "
+                f"{where}: feature '{name}' holds {len(value)} value(s); the schema says {expected} {kinds} "
                 f"({feature.dtype} {list(feature.shape)}). {fix}"
             )
         return
