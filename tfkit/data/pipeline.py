@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfkit.config import DataConfig
 from tfkit.data.augment import augment_seed, augmenter
-from tfkit.data.checks import assert_labels
+from tfkit.data.checks import assert_labels, assert_weights
 from tfkit.data.decode import Batch, pad, parser
 from tfkit.errors import UserError
 from tfkit.records import Schema
@@ -67,6 +67,7 @@ def dataset_fn(
     labeled: bool = True,
     until_epoch: int | None = None,
     batches_per_epoch: int | None = None,
+    weight_feature: str | None = None,
 ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """Returns the function that ``strategy.distribute_datasets_from_function`` calls once per input pipeline.
 
@@ -87,6 +88,9 @@ def dataset_fn(
             boundary costs seconds to minutes on many replicas (its prefetch threads and per-device buffers), all
             of it idle.
         batches_per_epoch: The batches of this pipeline one epoch uses (steps x per-replica batches per step).
+        weight_feature: ``task.weight_feature``: the feature whose values are the examples' weights (checked in
+            the graph to be finite and 0 or more), never given to the model; None weighs every example 1. Eval
+            padding weighs 0 either way: it is added after the weights are read.
 
     Returns:
         A function from an InputContext to a dataset of ``(features, labels, weights)`` batches.
@@ -152,7 +156,11 @@ def dataset_fn(
         dataset = dataset.enumerate()
         dataset = dataset.skip(skip)  # before parsing: skipped batches are read, never decoded
         parse = parser(
-            schema, features=config.features, label=config.label if labeled else None, image_size=config.image_size
+            schema,
+            features=config.features,
+            label=config.label if labeled else None,
+            weight=weight_feature,
+            image_size=config.image_size,
         )
         dataset = dataset.map(
             lambda index, serialized: (index, *parse(serialized)), num_parallel_calls=parallel, deterministic=True
@@ -168,6 +176,8 @@ def dataset_fn(
             dataset = dataset.map(lambda index, x, y, weights: (x, y, weights))
         if classes:  # labels past the ones checked at start: an InvalidArgumentError starting "tfkit-data:"
             dataset = dataset.map(lambda x, y, w: (x, assert_labels(y, classes), w))
+        if weight_feature is not None:  # weights past the ones checked at start, before any padding is added
+            dataset = dataset.map(lambda x, y, w: (x, y, assert_weights(w, weight_feature)))
         if not training:
             dataset = dataset.map(lambda x, y, w: pad(x, y, w, per_replica_batch_size))
             dataset = _pad_to_steps(dataset, schema, per_replica_batch_size=per_replica_batch_size, context=context)
