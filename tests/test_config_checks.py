@@ -76,6 +76,8 @@ def write(tmp_path: Path, text: str) -> Path:
             "config key 'task.loss': received {'label_smoothing': 0.1}; exp",
         ),
         (MINIMAL, ["task.class_weights={0: -1}"], "config key 'task.class_weights': received {0: -1.0}; expected"),
+        (MINIMAL, ["task.weight_feature=image"], "'task.weight_feature': received 'image', which is data.features, t"),
+        (MINIMAL, ["task.weight_feature=label"], "'task.weight_feature': received 'label', which is data.label, the t"),
         (MINIMAL, ["train.freeze_backbone_epochs=1"], "'train.freeze_backbone_epochs' (1) needs 'model.backbone'"),
         (
             MINIMAL,

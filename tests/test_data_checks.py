@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tfkit import config as config_lib
-from tfkit import data, records
+from tfkit import data, records, recovery
 from tfkit.data import checks
 from tfkit.errors import UserError
 
@@ -141,5 +141,26 @@ def test_the_reader_stops_at_a_label_past_the_first_records_with_the_prefix(tmp_
     schema = records.read_schema(folder)
     checks.check_first_records(folder, schema, config(folder), limit=10)  # the bad one lies past the first records
     make = data.dataset_fn(folder, schema, config(folder), per_replica_batch_size=4, training=False, seed=0, epoch=0)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=checks.LABEL_ERROR_PREFIX):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=checks.LABEL_ERROR_PREFIX) as raised:
         list(make(tf.distribute.InputContext()))
+    # The trainer's line is the check's message alone, without TensorFlow's condition and values after it.
+    line = str(recovery.label_error(raised.value))
+    assert line == (
+        "a label lies outside [0, 4); expected class numbers 0 to 3. Fix the labels, or set model.num_classes."
+    )
+
+
+def test_foreign_float_list_features_pass_the_first_record_checks(tmp_path):
+    # Records written by TensorFlow (a competition's .tfrec files) often hold FloatList features.
+    path = tmp_path / "foreign.tfrec"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for index in range(6):
+            feature = {
+                "x": tf.train.Feature(float_list=tf.train.FloatList(value=[index, 0.5, 1.0])),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[index % 4])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    glob = str(tmp_path / "*.tfrec")
+    schema = data.load_schema(glob, config(glob))
+    assert schema.features["x"].encoding == "float"
+    assert schema.records == 6

@@ -3,7 +3,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import DIGITS_CONFIG, FLAT_MODEL, model_file, read_scalars
+from conftest import DIGITS_CONFIG, DIGITS_DATA, FLAT_MODEL, model_file, read_scalars
 
 import tfkit.train
 from tfkit import export, models, records
@@ -126,3 +126,18 @@ def test_a_broken_user_model_is_one_user_error_naming_the_file_and_line(tmp_path
     spec = f"{model_file(tmp_path, source)}:flat"
     with pytest.raises(UserError, match=message):
         models.build(ModelConfig(name=spec), input_shape=(8, 8, 1), num_classes=10)
+
+
+def test_digits_cnn_gets_the_bundled_digits_in_0_1_as_they_are_stored_and_does_not_rescale_them():
+    # The digits are stored scaled to [0, 1]; a 1/255 rescaling (as unet_small has for 0-255 images) would leave
+    # the network at chance, so none is applied.
+    pixels = np.concatenate(
+        [
+            np.frombuffer(records.parse(serialized)["image"][0], np.float32)
+            for path in sorted((DIGITS_DATA / "train").glob("*.tfrecord"))
+            for serialized in records.read_records(str(path), None)
+        ]
+    )
+    assert pixels.min() == 0.0 and pixels.max() == 1.0
+    model = models.build(ModelConfig(name="digits_cnn"), input_shape=(8, 8, 1), num_classes=10)
+    assert not any(isinstance(layer, keras.layers.Rescaling) for layer in model.layers)

@@ -32,6 +32,8 @@ class Evaluator:
         folder: The split's folder or glob.
         schema: The split's schema.
         pipelines: Input pipelines (worker hosts) the strategy creates.
+        weight_feature: The feature whose values weigh each example's loss and metrics (``task.weight_feature``,
+            for the run's own evals); None weighs every record 1.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class Evaluator:
         folder: str | Sequence[str],
         schema: Schema,
         pipelines: int = 1,
+        weight_feature: str | None = None,
     ) -> None:
         self.config = config
         self.strategy = strategy
@@ -54,6 +57,7 @@ class Evaluator:
         self.folder = folder
         self.schema = schema
         self.pipelines = pipelines
+        self.weight_feature = weight_feature
         self.step = loop.make_eval_function(
             strategy=strategy, model=model, loss_fn=loss_fn, loss_metric=loss_metric, metrics=metrics
         )
@@ -71,6 +75,7 @@ class Evaluator:
                 training=False,
                 seed=self.config.seed,
                 epoch=0,
+                weight_feature=self.weight_feature,
             )
         )
         steps = data.eval_steps(

@@ -76,6 +76,7 @@ def trainer(
             folder=config.data.eval,
             schema=eval_schema,
             pipelines=plan.input_pipelines(selected),
+            weight_feature=config.task.weight_feature,
         )
     return Trainer(
         config,
@@ -118,7 +119,14 @@ def read_split(config: config_lib.Config, split: str, *, workdir: Path | None, c
     source = config.data.train if split == "train" else config.data.eval
     # Labels are checked against the classes only where the loss reads them as class ids, not masks or targets.
     bound = (config.model.num_classes or classes) if losses.takes_class_ids(config.task.loss) else None
-    return data.load_schema(source or "", config.data, split=split, workdir=kept, num_classes=bound)
+    return data.load_schema(
+        source or "",
+        config.data,
+        split=split,
+        workdir=kept,
+        num_classes=bound,
+        weight_feature=config.task.weight_feature,
+    )
 
 
 def _num_classes(config: config_lib.Config, schema: Schema) -> int:

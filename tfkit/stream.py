@@ -53,6 +53,7 @@ class TrainingStream:
                 until_epoch=self._until,
                 batches_per_epoch=plan.steps_per_epoch * plan.micro_batches_per_pipeline,
                 num_classes=config.model.num_classes,
+                weight_feature=config.task.weight_feature,
             )
             self._iterator = iter(self.strategy.distribute_datasets_from_function(make))
         self._at = None  # mid-epoch from here; set again once the epoch is done

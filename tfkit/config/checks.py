@@ -175,7 +175,7 @@ def check_memory(config: Config) -> None:
 
 
 def check_task(config: Config) -> None:
-    """A loss and metrics tfkit builds, a data range for those that compare images, and usable class weights."""
+    """A loss and metrics tfkit builds, a data range for those that compare images, and usable weights."""
     task = config.task
     _check_spec(task.loss, key="task.loss", known=tuple(KERAS_LOSSES))
     for spec in task.metrics:
@@ -198,6 +198,14 @@ def check_task(config: Config) -> None:
         raise UserError(
             f"config key 'task.class_weights': received {weights}; expected class ids of 0 or more and weights of "
             "0 or more, e.g. {0: 1.0, 1: 4.0}."
+        )
+    weight = task.weight_feature
+    inputs = {config.data.features: "data.features, the model's input", config.data.label: "data.label, the target"}
+    if weight is not None and (not weight or weight in inputs):
+        used = f", which is {inputs[weight]}" if weight in inputs else ""
+        raise UserError(
+            f"config key 'task.weight_feature': received {weight!r}{used}; expected another feature of the data, "
+            "holding one weight per example (or null for none)."
         )
 
 

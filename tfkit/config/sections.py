@@ -144,6 +144,13 @@ class TaskConfig:
         class_weights: ``balanced`` (each class weighted by ``examples / (classes * examples of the class)``,
             counted over the training split) or a mapping ``{class id: weight}`` (classes not named weigh 1). Each
             example's loss is multiplied by its class's weight, in training and eval, on every strategy.
+        weight_feature: A numeric scalar feature of the data (int64 or float, one value per example) holding each
+            example's weight, or None (every example weighs 1). The weight multiplies the example's loss and is its
+            sample weight in every metric (a weighted mean, as Keras' ``sample_weight`` gives), in training and in
+            the run's eval (``val_`` figures), on every strategy; with ``class_weights`` the two multiply. The
+            feature is never an input of the model, and eval padding keeps weight 0. ``data.train`` and
+            ``data.eval`` must hold it, with finite weights of 0 or more (refused at start, naming the record).
+            ``tfkit.evaluate`` and ``tfkit.predict`` neither read nor need it.
     """
 
     loss: Spec = "sparse_categorical_crossentropy"
@@ -151,6 +158,7 @@ class TaskConfig:
     metrics: tuple[Spec, ...] = ("accuracy",)
     data_range: Literal["0-1", "0-255", "-1-1"] | None = None
     class_weights: Literal["balanced"] | dict[int, float] | None = None
+    weight_feature: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,9 +6,12 @@ NaN/inf values are refused from the counts ``records write`` keeps in the schema
 written elsewhere (no counts) the first records are checked instead. Each refusal is one line naming the file, the
 record and the fix.
 
-Labels past the first records are checked in the graph by ``assert_labels``: its failure is a
-``tf.errors.InvalidArgumentError`` whose message starts with ``tfkit-data:`` (``LABEL_ERROR_PREFIX``), which the
-trainer reports as one line.
+A weight feature (``task.weight_feature``) must be one number per example, finite and 0 or more, in the first
+records and in the schema's NaN/inf counts, whatever ``data.allow_nonfinite`` says.
+
+Labels and weights past the first records are checked in the graph by ``assert_labels`` and ``assert_weights``:
+their failure is a ``tf.errors.InvalidArgumentError`` whose message starts with ``tfkit-data:``
+(``LABEL_ERROR_PREFIX``), which the trainer reports as one line.
 """
 
 from __future__ import annotations
@@ -29,7 +32,12 @@ LABEL_ERROR_PREFIX = "tfkit-data:"
 
 
 def check_split(
-    source: str | Sequence[str], schema: Schema, config: DataConfig, *, num_classes: int | None = None
+    source: str | Sequence[str],
+    schema: Schema,
+    config: DataConfig,
+    *,
+    num_classes: int | None = None,
+    weight_feature: str | None = None,
 ) -> None:
     """Checks a split's schema against its files and first records, and its NaN/inf counts against the config.
 
@@ -38,13 +46,42 @@ def check_split(
         schema: Its schema (with ``data.skip_corrupt``, the one that reads repaired copies).
         config: The ``data`` section.
         num_classes: The model's classes when labels are class numbers; None takes the schema's, if any.
+        weight_feature: ``task.weight_feature``, whose values must be finite and 0 or more; None for none.
 
     Raises:
         UserError: One line naming the file, the record and the fix.
     """
     check_shards(source, schema)
+    if weight_feature is not None:
+        check_weight_feature(source, schema, weight_feature)
     check_nonfinite(source, schema, config)
-    check_first_records(source, schema, config, num_classes=num_classes)
+    check_first_records(source, schema, config, num_classes=num_classes, weight_feature=weight_feature)
+
+
+def check_weight_feature(source: str | Sequence[str], schema: Schema, name: str) -> None:
+    """Checks that ``task.weight_feature`` is a numeric scalar of the split, with no NaN/inf the schema counted.
+
+    Raises:
+        UserError: The feature is missing, not one number per example, or counted NaN/inf values.
+    """
+    key = f"config key 'task.weight_feature': received '{name}'"
+    feature = schema.features.get(name)
+    if feature is None:
+        raise UserError(
+            f"{key}, which is not a feature of '{source}'; expected one of {', '.join(sorted(schema.features))}. "
+            "Write the weights into the records, or set task.weight_feature: null."
+        )
+    numeric = feature.encoding in ("int64", "float") or (
+        feature.encoding == "raw" and feature.dtype != "string" and np.dtype(feature.dtype).kind in "iuf"
+    )
+    if not numeric or math.prod(feature.shape) != 1:
+        raise UserError(
+            f"{key}, a {feature.encoding} {feature.dtype} {list(feature.shape)} feature of '{source}'; expected one "
+            "number per example (int64 or float, shape []). Choose a scalar numeric feature."
+        )
+    counted = feature.nonfinite
+    if counted is not None and counted.count:
+        raise UserError(_weight_message(source, name, "NaN/inf", f"record {counted.first_record}"))
 
 
 def check_shards(source: str | Sequence[str], schema: Schema) -> None:
@@ -89,13 +126,15 @@ def check_first_records(
     config: DataConfig,
     *,
     num_classes: int | None = None,
+    weight_feature: str | None = None,
     limit: int = FIRST_RECORDS,
 ) -> None:
     """Decodes the first ``limit`` records without TensorFlow and checks them against the schema.
 
     Every feature must be present with the size its dtype and shape need; labels stored as integers must lie in
     ``[0, num_classes)``; float features the schema has no counts for must be finite (unless
-    ``data.allow_nonfinite``). A shard read to its end must hold the records the schema says.
+    ``data.allow_nonfinite``); the ``weight_feature``'s values must be finite and 0 or more. A shard read to its end
+    must hold the records the schema says.
 
     Raises:
         UserError: Naming the shard file, the record in it, and the fix.
@@ -123,6 +162,8 @@ def check_first_records(
                 _check_value(where, name, feature, values.get(name))
             if label is not None and config.label in values:
                 _check_labels(where, config.label, label, values[config.label], classes)
+            if weight_feature is not None:
+                _check_weight(source, where, weight_feature, schema.features[weight_feature], values[weight_feature])
             if uncounted and not config.allow_nonfinite:
                 for name, count in count_nonfinite(values, uncounted).items():
                     raise UserError(_nonfinite_message(source, name, count, where))
@@ -165,6 +206,42 @@ def assert_labels(labels: tf.Tensor, num_classes: int) -> tf.Tensor:
         return tf.identity(labels)
 
 
+def assert_weights(weights: tf.Tensor, name: str) -> tf.Tensor:
+    """Returns ``weights``, failing in the graph when one is negative, NaN or infinite.
+
+    The failure is a ``tf.errors.InvalidArgumentError`` whose message starts with ``LABEL_ERROR_PREFIX``.
+    """
+    message = (
+        f"{LABEL_ERROR_PREFIX} weight feature '{name}' holds a negative, NaN or infinite value past the records "
+        "checked at start; expected finite weights of 0 or more. Fix the records "
+        "(python -m tfkit.records verify), or set task.weight_feature: null."
+    )
+    with tf.control_dependencies(
+        [
+            tf.debugging.assert_non_negative(weights, message=message),  # NaN is not >= 0 either
+            tf.debugging.assert_less(weights, tf.constant(np.inf, weights.dtype), message=message),
+        ]
+    ):
+        return tf.identity(weights)
+
+
+def _check_weight(source: str | Sequence[str], where: str, name: str, feature: Feature, value: list) -> None:
+    if feature.encoding == "raw":
+        numbers = np.frombuffer(value[0], dtype=feature.dtype).astype(np.float64)
+    else:
+        numbers = np.asarray(value, dtype=np.float64)
+    bad = numbers[~(np.isfinite(numbers) & (numbers >= 0))]
+    if len(bad):
+        raise UserError(_weight_message(source, name, f"{bad[0]}", where))
+
+
+def _weight_message(source: str | Sequence[str], name: str, received: str, where: str) -> str:
+    return (
+        f"weight feature '{name}' (task.weight_feature) of '{source}' is {received} in {where}; expected finite "
+        "weights of 0 or more. Fix the records, or set task.weight_feature: null to weigh every example 1."
+    )
+
+
 def _used(schema: Schema, config: DataConfig) -> list[str]:
     return [name for name in dict.fromkeys((config.features, config.label)) if name in schema.features]
 
@@ -181,11 +258,12 @@ def _check_value(where: str, name: str, feature: Feature, value: list | None) ->
     fix = "Fix schema.json or write the data again (python -m tfkit.records write)."
     if value is None:
         raise UserError(f"{where} lacks feature '{name}', which its schema lists; expected every feature. {fix}")
-    if feature.encoding == "int64":
+    if feature.encoding in ("int64", "float"):  # an Int64List or a FloatList, as foreign records have
         expected = math.prod(feature.shape)
-        if len(value) != expected or (value and not isinstance(value[0], int)):
+        kind, kinds = (int, "integers") if feature.encoding == "int64" else (float, "floats")
+        if len(value) != expected or (value and not isinstance(value[0], kind)):
             raise UserError(
-                f"{where}: feature '{name}' holds {len(value)} value(s); the schema says {expected} integers "
+                f"{where}: feature '{name}' holds {len(value)} value(s); the schema says {expected} {kinds} "
                 f"({feature.dtype} {list(feature.shape)}). {fix}"
             )
         return

@@ -12,13 +12,20 @@ Batch = tuple[tf.Tensor, tf.Tensor, tf.Tensor]  # features, labels, per-example 
 
 
 def parser(
-    schema: Schema, *, features: str, label: str | None, image_size: tuple[int, ...] = ()
+    schema: Schema,
+    *,
+    features: str,
+    label: str | None,
+    weight: str | None = None,
+    image_size: tuple[int, ...] = (),
 ) -> Callable[[tf.Tensor], Batch]:
     """Returns ``parse(serialized) -> (features, labels, weights)`` for whole batches of serialized records.
 
-    Without a ``label`` (an unlabeled test split), the labels are int64 zeros, one per example.
+    Without a ``label`` (an unlabeled test split), the labels are int64 zeros, one per example. Without a ``weight``
+    feature (``task.weight_feature``), every example weighs 1; with one, its float32 value is the example's weight.
+    Only ``features`` reaches the model.
     """
-    names = (features,) if label is None else (features, label)
+    names = tuple(name for name in (features, label, weight) if name is not None)
     specs = {name: parse_spec(schema.features[name]) for name in names}
 
     def parse(serialized: tf.Tensor) -> Batch:
@@ -29,7 +36,11 @@ def parser(
             y = tf.zeros(tf.shape(serialized)[:1], tf.int64)
         else:
             y = decode(parsed[label], schema.features[label], batch=batch, image_size=image_size)
-        weights = tf.ones(tf.shape(serialized)[:1], tf.float32)
+        if weight is None:
+            weights = tf.ones(tf.shape(serialized)[:1], tf.float32)
+        else:
+            value = decode(parsed[weight], schema.features[weight], batch=batch, image_size=image_size)
+            weights = tf.reshape(tf.cast(value, tf.float32), tf.shape(serialized)[:1])  # one value per example
         return x, y, weights
 
     return parse

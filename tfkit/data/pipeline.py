@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfkit.config import DataConfig
 from tfkit.data import presets
 from tfkit.data.augment import augment_seed, augmenter
-from tfkit.data.checks import assert_labels
+from tfkit.data.checks import assert_labels, assert_weights
 from tfkit.data.decode import Batch, pad, parser
 from tfkit.errors import UserError
 from tfkit.records import Schema
@@ -69,6 +69,7 @@ def dataset_fn(
     until_epoch: int | None = None,
     batches_per_epoch: int | None = None,
     num_classes: int | None = None,
+    weight_feature: str | None = None,
 ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """Returns the function that ``strategy.distribute_datasets_from_function`` calls once per input pipeline.
 
@@ -91,6 +92,9 @@ def dataset_fn(
         batches_per_epoch: The batches of this pipeline one epoch uses (steps x per-replica batches per step).
         num_classes: ``model.num_classes``, the depth of the soft labels ``mixup`` and ``cutmix`` make; None takes
             the label's classes from the schema.
+        weight_feature: ``task.weight_feature``: the feature whose values are the examples' weights (checked in
+            the graph to be finite and 0 or more), never given to the model; None weighs every example 1. Eval
+            padding weighs 0 either way: it is added after the weights are read.
 
     Returns:
         A function from an InputContext to a dataset of ``(features, labels, weights)`` batches.
@@ -157,11 +161,17 @@ def dataset_fn(
         dataset = dataset.enumerate()
         dataset = dataset.skip(skip)  # before parsing: skipped batches are read, never decoded
         parse = parser(
-            schema, features=config.features, label=config.label if labeled else None, image_size=config.image_size
+            schema,
+            features=config.features,
+            label=config.label if labeled else None,
+            weight=weight_feature,
+            image_size=config.image_size,
         )
         dataset = dataset.map(
             lambda index, serialized: (index, *parse(serialized)), num_parallel_calls=parallel, deterministic=True
         )
+        if weight_feature is not None:  # weights past the ones checked at start, before mixing and padding
+            dataset = dataset.map(lambda index, x, y, w: (index, x, y, assert_weights(w, weight_feature)))
         if augment is not None or augmentations is not None:
             # The presets that keep labels, then data.augment, then the label check; mixup and cutmix last, since
             # they turn class ids into soft labels.

@@ -51,6 +51,7 @@ def load_schema(
     split: str = "train",
     workdir: str | os.PathLike[str] | None = None,
     num_classes: int | None = None,
+    weight_feature: str | None = None,
 ) -> Schema:
     """Reads or infers a split's schema and checks it, and a sample of the records, against the config.
 
@@ -75,11 +76,13 @@ def load_schema(
         workdir: The run's folder, where an inferred schema is kept; None keeps it in memory only.
         num_classes: ``model.num_classes`` when the config gives it: labels read while inferring are checked
             against it; without it, an inferred schema takes the largest training label plus one.
+        weight_feature: ``task.weight_feature`` where the split is read with weights (training and its eval): it
+            must be a numeric scalar feature whose values are finite and 0 or more. None for none.
 
     Raises:
         UserError: The folder, schema or files are missing, the glob matches nothing, a feature does not exist, a
-            label is out of range, or a record does not match the schema (naming the file, the record and the fix;
-            see tfkit.data.checks).
+            label is out of range, a weight is not a finite number of 0 or more, or a record does not match the
+            schema (naming the file, the record and the fix; see tfkit.data.checks).
     """
     where = source if isinstance(source, str) else ", ".join(source)
     if isinstance(source, str) and source.lower().endswith(".csv"):
@@ -92,13 +95,13 @@ def load_schema(
     check_features(schema, config, folder=where, label_required=labelled)
     if split == "train" and config.augmentations:
         presets.check(schema, config)
-    names = [config.features] + ([config.label] if labelled else [])
+    names = [config.features] + ([config.label] if labelled else []) + ([weight_feature] if weight_feature else [])
     check_shards(where, schema)
     if config.skip_corrupt:
         schema = _skip_corrupt(source, schema)
     # After skip_corrupt, both read the repaired copies: the first records' sizes, labels and NaN/inf, then the kinds
     # of the features the run uses in a sample of every shard.
-    check_split(source, schema, config, num_classes=num_classes)
+    check_split(source, schema, config, num_classes=num_classes, weight_feature=weight_feature)
     conformance.check_sample(schema, source, names=names)
     if config.image_size:
         features = dict(schema.features)
