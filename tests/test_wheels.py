@@ -92,7 +92,7 @@ KAGGLE_TPU_FREEZE = """\
 # The kind of pins Kaggle's TPU image has (docker-python tpu/, 2026): CPU TensorFlow, libtpu forced for JAX.
 tensorflow-cpu==2.20.0
 libtpu==0.0.17
-keras==3.8.0
+keras==3.10.0
 numpy==2.2.6
 protobuf==5.29.5
 tensorboard==2.20.0
@@ -112,7 +112,7 @@ def test_the_tpu_bundle_resolves_tensorflow_tpu_2_19_1_with_its_libtpu_and_says_
     assert (manifest["python"], manifest["install"]) == ("3.12", "tfkit[tpu]")
     assert (packages["tensorflow_tpu"], packages["libtpu"]) == ("2.19.1", "0.0.10")
     # The image's keras, protobuf and absl-py are kept; what the TPU stack forbids moves, with the requirement.
-    assert (packages["keras"], packages["protobuf"], packages["absl-py"]) == ("3.8.0", "5.29.5", "2.3.1")
+    assert (packages["keras"], packages["protobuf"], packages["absl-py"]) == ("3.10.0", "5.29.5", "2.3.1")
     moves = manifest["moves"]
     assert set(moves) == {"tensorflow-cpu", "libtpu", "numpy", "tensorboard"}
     assert moves["libtpu"] == "0.0.17 -> 0.0.10: tensorflow_tpu 2.19.1 requires libtpu==0.0.10"
