@@ -2,7 +2,8 @@
 
 The CPU is split into 4 logical devices, as TensorFlow's own distribution tests do, so MirroredStrategy runs with
 1, 2 or 4 replicas in this process. Nothing may leave the machine: the GCE metadata server, which TPUClusterResolver
-asks about TPU names, is pointed at a closed loopback port.
+asks about TPU names, is pointed at a closed loopback port, and libtpu, which asks 169.254.169.254 whatever those
+variables say, is told to skip its metadata query (TPU_SKIP_MDS_QUERY), in this process and every one it starts.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 
 os.environ["GCE_METADATA_HOST"] = "127.0.0.1:9"
+os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+os.environ["TPU_SKIP_MDS_QUERY"] = "1"
 os.environ.pop("TF_CONFIG", None)
 
 import pytest
