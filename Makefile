@@ -5,6 +5,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONSTRAINTS := .ci/constraints.txt
 INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS)
+# Test files run in parallel, one pytest worker per core (pytest-xdist); a file's tests stay on one worker, so a
+# module's costly fixture (a trained run, a wheel bundle) is built once. WORKERS=1 runs them one after another.
+WORKERS ?= auto
+PYTEST := -n $(WORKERS) --dist loadfile
 
 .PHONY: train test test-fast test-tf219 lint typecheck benchmark clean
 
@@ -26,7 +30,7 @@ train: $(VENV)/.cpu-installed
 
 ## make test: set up and run every test (the slow end-to-end ones too), ruff and mypy, then the TPU-stack subset.
 test: $(VENV)/.test-installed lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST) $(PYTEST_ARGS)
 	$(MAKE) test-tf219
 
 # The code that runs on a TPU is the code tested: tensorflow-tpu 2.19.1 is TensorFlow's last TPU build, so a fast
@@ -41,17 +45,17 @@ TF219_REHEARSAL := tests/test_kaggle.py::test_the_cpu_rehearsal_in_the_configs_c
 $(TF219)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(TF219)
 	$(TF219)/bin/python -m pip install --quiet --disable-pip-version-check -e . 'tensorflow-cpu==2.19.1' \
-		'pytest>=8' nbformat nbclient
+		'pytest>=8' pytest-xdist nbformat nbclient
 	touch $@
 
 ## make test-tf219: the subset under tensorflow-cpu 2.19.1 alone.
 test-tf219: $(TF219)/.installed
-	$(TF219)/bin/python -m pytest -p no:cacheprovider -m "not slow" $(TF219_TESTS)
+	$(TF219)/bin/python -m pytest -p no:cacheprovider $(PYTEST) -m "not slow" $(TF219_TESTS)
 	$(TF219)/bin/python -m pytest -p no:cacheprovider $(TF219_REHEARSAL)
 
 ## make test-fast: the same without the tests marked slow.
 test-fast: $(VENV)/.test-installed lint typecheck
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check tfkit tests benchmarks tfrecords
