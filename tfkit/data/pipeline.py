@@ -147,13 +147,25 @@ def dataset_fn(
                 )
             ).unbatch()
         dataset = dataset.batch(per_replica_batch_size, drop_remainder=training)
+        parse = parser(
+            schema, features=config.features, label=config.label if labeled else None, image_size=config.image_size
+        )
+        if not training:
+            # One map does it all: eval and predict build this pipeline on every call, and each map costs a trace.
+            def finish(serialized: tf.Tensor) -> Batch:
+                x, y, weights = parse(serialized)
+                if classes:  # labels past the ones checked at start: an InvalidArgumentError starting "tfkit-data:"
+                    y = assert_labels(y, classes)
+                return pad(x, y, weights, per_replica_batch_size)
+
+            dataset = dataset.map(
+                tf.autograph.experimental.do_not_convert(finish), num_parallel_calls=parallel, deterministic=True
+            )
+            return _pad_to_steps(dataset, schema, per_replica_batch_size=per_replica_batch_size, context=context)
         # The batch's index in the epoch, counted before any skip: with the seed and the epoch it seeds the
         # augmentation, so a resumed run augments batch k exactly as an uninterrupted one does.
         dataset = dataset.enumerate()
         dataset = dataset.skip(skip)  # before parsing: skipped batches are read, never decoded
-        parse = parser(
-            schema, features=config.features, label=config.label if labeled else None, image_size=config.image_size
-        )
         dataset = dataset.map(
             lambda index, serialized: (index, *parse(serialized)), num_parallel_calls=parallel, deterministic=True
         )
@@ -168,9 +180,6 @@ def dataset_fn(
             dataset = dataset.map(lambda index, x, y, weights: (x, y, weights))
         if classes:  # labels past the ones checked at start: an InvalidArgumentError starting "tfkit-data:"
             dataset = dataset.map(lambda x, y, w: (x, assert_labels(y, classes), w))
-        if not training:
-            dataset = dataset.map(lambda x, y, w: pad(x, y, w, per_replica_batch_size))
-            dataset = _pad_to_steps(dataset, schema, per_replica_batch_size=per_replica_batch_size, context=context)
         return dataset
 
     def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
