@@ -88,6 +88,7 @@ def run(
         raise UserError(f"'{roots[0]}' holds no tfkit run; expected a workdir of python -m tfkit.train (config.yaml).")
     first = config_lib.load(roots[0] / "config.yaml")
     split = restore.read_split(data, first, labeled=False)
+    split_read_with = first.data
     schema = split[0]
     if output != "raw":
         _check_id(schema, id_feature, source=data)
@@ -104,8 +105,9 @@ def run(
     for root in roots:
         restored = restore.load(root, which=checkpoint, cpu_replicas=cpu_replicas, selected=selected)
         selected = restored.selected
-        if restored.config.data != first.data:  # another preprocessing (image size): the split's schema follows it
+        if restored.config.data != split_read_with:  # another preprocessing (image size): the schema follows it
             split = restore.read_split(data, restored.config, labeled=False)
+            split_read_with = restored.config.data
         values = _predict(
             restored, source=data, split=split, batch_size=batch_size, flip=tta == "flip", progress=progress
         )
