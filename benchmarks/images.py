@@ -225,9 +225,10 @@ def predict_comparison(scratch: Path, shards: list[str], *, batch: int, repeats:
     prebuilt = keras.models.load_model(keras_file)
     spec = {"image": tf.io.FixedLenFeature([], tf.string)}
     halves = {"half": shards[: len(shards) // 2], "all": shards}
+    # The same kind of source (a glob) for both halves, so that only the number of records differs.
     patterns = {
         "half": str(scratch / "shards" / f"train-0000[0-{len(shards) // 2 - 1}]-*"),
-        "all": str(scratch / "shards"),
+        "all": str(scratch / "shards" / "train-*"),
     }
 
     def pipeline(files: list[str]) -> tf.data.Dataset:
