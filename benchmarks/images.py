@@ -12,9 +12,9 @@ A folder of generated JPEGs (``--images``, of 96 to 320 pixels a side, in 2 clas
 Goals: tfkit at least 0.9x ``hand`` and faster than ``keras``. It also times ``tfkit.predict.run`` of the run folder
 against the same predictions written by hand (``keras.models.load_model`` of the exported model, a ``tf.data``
 pipeline of the same shards with its own decoding, ``model.predict``), both from files to a ``.npy`` (goal >= 1.0x):
-end to end (one whole call each, restore or load and tracing included), and in the steady state (the marginal cost
-per record between half the shards and all of them, where the fixed costs cancel); see ``predict_comparison``. And,
-in a subprocess with 8 CPU replicas, the cost of an epoch boundary: one iterator for every epoch (what tfkit's
+end to end (one whole call each, restore or load and tracing included), and in the steady state (the model
+restored or loaded, and its predict step traced, before timing); see ``predict_comparison``. And, in a subprocess
+with 8 CPU replicas, the cost of an epoch boundary: one iterator for every epoch (what tfkit's
 trainer does) against an iterator built and torn down per epoch (goal < 1 s). The last line is JSON.
 
     python benchmarks/images.py [--images 1000] [--batch 32] [--repeats 3] [--skip_boundary] [--skip_pipeline]
@@ -41,7 +41,7 @@ import tensorflow as tf
 import tfkit.predict
 import tfkit.train
 from tfkit import config as config_lib
-from tfkit import data, distribute, export, records
+from tfkit import data, distribute, export, loop, records, restore
 from tfkit.records.sources import ImageFolderSource
 
 SIZE = 128
@@ -192,21 +192,24 @@ def boundary(shards_root: str, *, epochs: int, batch: int) -> dict[str, float]:
 
 
 def predict_comparison(scratch: Path, shards: list[str], *, batch: int, repeats: int) -> dict[str, float]:
-    """Median seconds of each way to predict, on the first half of the shards and on all of them.
+    """Median seconds of each way to predict every record of the shards.
 
-    Both sides start from files and end with the outputs saved as ``.npy``, and each reads the shards with its own
-    decoding:
+    Each side reads the same shards with its own decoding. End to end, both start from files and end with the
+    outputs saved as ``.npy``:
 
     - ``tfkit``: ``tfkit.predict.run`` of the run folder: restores the best checkpoint, reads the split's schema,
       builds its pipeline (parse, decode, resize, pad), traces its predict step, predicts, writes the file;
     - ``keras``: what a user writes by hand from the model ``tfkit.export`` wrote: ``keras.models.load_model``, a
       ``tf.data`` pipeline (parse, ``decode_jpeg``, resize, ``AUTOTUNE``), ``model.predict`` (which traces),
-      ``np.save``;
-    - ``prebuilt``: ``model.predict`` of one model loaded and traced once, before timing (not end to end: what the
-      ratio of earlier versions of this benchmark compared with).
+      ``np.save``.
 
-    The steady state is the marginal cost per record, (all - half) records / (all - half) seconds: what is left
-    when the fixed costs (restore or load, tracing) cancel out.
+    In the steady state, the model is restored (loaded) and its predict step traced once, before timing; each
+    round builds the pipeline and predicts:
+
+    - ``tfkit_steady``: ``tfkit.data.dataset_fn`` under the run's strategy and the predict step of
+      ``tfkit.loop``, ``train.steps_per_execution`` batches per call, as ``tfkit.predict`` runs them;
+    - ``prebuilt``: the same ``tf.data`` pipeline as ``keras`` and ``model.predict`` of the model loaded once
+      (what this benchmark's ratio compared ``tfkit.predict.run`` with before it had these figures).
     """
     model_path = scratch / "model.py"
     model_path.write_text(MODEL)
@@ -223,16 +226,13 @@ def predict_comparison(scratch: Path, shards: list[str], *, batch: int, repeats:
     keras_file = scratch / "model.keras"
     export.export(run, keras_file)
     prebuilt = keras.models.load_model(keras_file)
+    restored = restore.load(run)
+    schema, section = restore.read_split(str(scratch / "shards"), restored.config, labeled=False)
+    step = loop.make_predict_function(strategy=restored.selected.strategy, model=restored.model)
     spec = {"image": tf.io.FixedLenFeature([], tf.string)}
-    halves = {"half": shards[: len(shards) // 2], "all": shards}
-    # The same kind of source (a glob) for both halves, so that only the number of records differs.
-    patterns = {
-        "half": str(scratch / "shards" / f"train-0000[0-{len(shards) // 2 - 1}]-*"),
-        "all": str(scratch / "shards" / "train-*"),
-    }
 
-    def pipeline(files: list[str]) -> tf.data.Dataset:
-        dataset = tf.data.TFRecordDataset(files).map(
+    def pipeline() -> tf.data.Dataset:
+        dataset = tf.data.TFRecordDataset(shards).map(
             lambda record: tf.cast(
                 tf.image.resize(tf.io.decode_jpeg(tf.io.parse_single_example(record, spec)["image"], 3), [SIZE, SIZE]),
                 tf.uint8,
@@ -241,20 +241,36 @@ def predict_comparison(scratch: Path, shards: list[str], *, batch: int, repeats:
         )
         return dataset.batch(batch).prefetch(tf.data.AUTOTUNE)
 
-    def by_hand(files: list[str], model: keras.Model | None) -> None:
+    def by_hand(model: keras.Model | None) -> None:
         loaded = model if model is not None else keras.models.load_model(keras_file)
-        np.save(scratch / "keras.npy", loaded.predict(pipeline(files), verbose=0))
+        np.save(scratch / "keras.npy", loaded.predict(pipeline(), verbose=0))
 
-    def by_tfkit(pattern: str) -> None:
+    def by_tfkit() -> None:
         out = scratch / "outputs.npy"
-        tfkit.predict.run(run, data=pattern, out=out, output="raw", force=True, progress=False)
+        tfkit.predict.run(run, data=str(scratch / "shards"), out=out, output="raw", force=True, progress=False)
 
-    candidates: dict[str, Callable[[], None]] = {}
-    for part in ("half", "all"):
-        candidates[f"tfkit_{part}"] = lambda part=part: by_tfkit(patterns[part])
-        candidates[f"keras_{part}"] = lambda part=part: by_hand(halves[part], None)
-        candidates[f"prebuilt_{part}"] = lambda part=part: by_hand(halves[part], prebuilt)
-    seconds = median_seconds(candidates, repeats)
+    def tfkit_steady() -> None:
+        strategy = restored.selected.strategy
+        dataset = strategy.distribute_datasets_from_function(
+            data.dataset_fn(
+                str(scratch / "shards"), schema, section, per_replica_batch_size=batch, training=False, seed=0, epoch=0
+            )
+        )
+        steps = data.eval_steps(schema, per_replica_batch_size=batch, pipelines=1, replicas=1)
+        iterator, per_call, outputs = iter(dataset), restored.config.train.steps_per_execution, []
+        for done in range(0, steps, per_call):
+            outputs.append(step(iterator, tf.constant(min(per_call, steps - done)))[0].numpy())
+        np.save(scratch / "steady.npy", np.concatenate(outputs))
+
+    seconds = median_seconds(
+        {
+            "tfkit": by_tfkit,
+            "keras": lambda: by_hand(None),
+            "tfkit_steady": tfkit_steady,
+            "prebuilt": lambda: by_hand(prebuilt),
+        },
+        repeats,
+    )
     assert len(np.load(scratch / "outputs.npy")) == len(np.load(scratch / "keras.npy"))
     return seconds
 
@@ -262,10 +278,9 @@ def predict_comparison(scratch: Path, shards: list[str], *, batch: int, repeats:
 def predict_ratios(seconds: dict[str, float]) -> dict[str, float]:
     """tfkit.predict's speed over the others' (above 1: tfkit is faster), end to end and in the steady state."""
     return {
-        "predict_end_to_end": seconds["keras_all"] / seconds["tfkit_all"],
-        "predict_steady_state": (seconds["keras_all"] - seconds["keras_half"])
-        / max(seconds["tfkit_all"] - seconds["tfkit_half"], 1e-9),
-        "predict_vs_prebuilt_model": seconds["prebuilt_all"] / seconds["tfkit_all"],
+        "predict_end_to_end": seconds["keras"] / seconds["tfkit"],
+        "predict_steady_state": seconds["prebuilt"] / seconds["tfkit_steady"],
+        "predict_vs_prebuilt_model": seconds["prebuilt"] / seconds["tfkit"],
     }
 
 
