@@ -3,7 +3,8 @@
 The run's best checkpoint (or ``--checkpoint last``) is restored on the strategy training chose, the split is read
 with the run's own preprocessing, and every record counts once, whatever the number of replicas. The metrics are
 printed and written as JSON beside the run (``WORKDIR.metrics.json``), never inside it unless ``--out`` says so;
-an existing file is kept unless ``--force``.
+an existing file is kept unless ``--force``. On several workers (``TF_CONFIG``) every worker runs the command;
+only the chief writes the file and prints.
 
 From Python: ``tfkit.evaluate.run("runs/digits", data="tfrecords/digits/eval")`` returns the same dictionary.
 """
@@ -47,7 +48,8 @@ def run(
         force: Replace an existing ``out``.
 
     Returns:
-        ``{"metrics": {...}, "records": N, "checkpoint": PATH, "data": DATA, "replicas": R}``.
+        ``{"metrics": {...}, "records": N, "checkpoint": PATH, "data": DATA, "replicas": R, "out": PATH}``; ``out``
+        is None on a worker that is not the chief, which writes nothing.
 
     Raises:
         UserError: A missing run or split, a split without the run's label, or an existing ``out`` without ``force``.
@@ -88,6 +90,8 @@ def run(
         "data": str(data),
         "replicas": restored.selected.replicas,
     }
+    if not restored.selected.is_chief:  # the chief writes the one file; the metrics are the same on every worker
+        return {**result, "out": None}
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(target, json.dumps(result, indent=2) + "\n")
     return {**result, "out": str(target)}
@@ -110,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpu_replicas=args.cpu_replicas,
         force=args.force,
     )
+    if result["out"] is None:
+        return 0  # a worker that is not the chief: the chief reports
     shown = " ".join(f"{name} {value:.6g}" for name, value in result["metrics"].items())
     print(f"tfkit: {result['records']} records of {args.data}: {shown}")
     print(f"tfkit: wrote {result['out']}")

@@ -87,7 +87,9 @@ def run(
     if not (roots[0] / "config.yaml").is_file():
         raise UserError(f"'{roots[0]}' holds no tfkit run; expected a workdir of python -m tfkit.train (config.yaml).")
     first = config_lib.load(roots[0] / "config.yaml")
-    schema, _ = restore.read_split(data, first, labeled=False)
+    split = restore.read_split(data, first, labeled=False)
+    split_read_with = first.data
+    schema = split[0]
     if output != "raw":
         _check_id(schema, id_feature, source=data)
     shape = list(schema.features[first.data.features].shape)
@@ -103,7 +105,12 @@ def run(
     for root in roots:
         restored = restore.load(root, which=checkpoint, cpu_replicas=cpu_replicas, selected=selected)
         selected = restored.selected
-        values = _predict(restored, source=data, batch_size=batch_size, flip=tta == "flip", progress=progress)
+        if restored.config.data != split_read_with:  # another preprocessing (image size): the schema follows it
+            split = restore.read_split(data, restored.config, labeled=False)
+            split_read_with = restored.config.data
+        values = _predict(
+            restored, source=data, split=split, batch_size=batch_size, flip=tta == "flip", progress=progress
+        )
         values = _activate(values, restored.config.task) if output != "raw" else values
         values = values.mean(axis=1)  # the views (the mirror with --tta flip)
         if averaged is not None and averaged.shape != values.shape:
@@ -112,7 +119,8 @@ def run(
                 "expected runs of one task to average. Predict them separately."
             )
         averaged = values if averaged is None else averaged + values
-        names = names or restore.class_names(restored.config, workdir=restored.root)
+        if output != "raw":  # reading the training schema for class names costs a check of its first records
+            names = names or restore.class_names(restored.config, workdir=restored.root)
     assert averaged is not None  # at least one run: checked above
     averaged /= len(roots)
 
@@ -170,13 +178,21 @@ def _check_id(schema: Schema, id_feature: str, *, source: str) -> None:
 
 
 def _predict(
-    restored: restore.RestoredRun, *, source: str, batch_size: int | None, flip: bool, progress: bool
+    restored: restore.RestoredRun,
+    *,
+    source: str,
+    split: tuple[Schema, config_lib.DataConfig],
+    batch_size: int | None,
+    flip: bool,
+    progress: bool,
 ) -> np.ndarray:
-    """The outputs of one run for every record, in file order: ``[records, views, ...]``."""
-    schema, section = restore.read_split(source, restored.config, labeled=False)
+    """The outputs of one run for every record, in file order: ``[records, views, ...]``.
+
+    ``split`` is the schema and data section of ``restore.read_split`` for this run's config.
+    """
+    schema, section = split
     strategy = restored.selected.strategy
     per_replica = restored.per_replica_batch_size(batch_size)
-    labeled = section.label in schema.features
     dataset = strategy.distribute_datasets_from_function(
         data.dataset_fn(
             source,
@@ -186,7 +202,7 @@ def _predict(
             training=False,
             seed=restored.config.seed,
             epoch=0,
-            labeled=labeled,
+            labeled=False,  # predictions need no label: a test split may lack it, and reading it costs a check
         )
     )
     steps = data.eval_steps(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import model_file, tfkit_process
+from conftest import free_port, model_file, tfkit_process
 
 import tfkit.evaluate
 import tfkit.train
@@ -107,3 +110,36 @@ def test_the_training_history_reports_the_eval_of_every_record_on_4_replicas(tra
         last = list(csv.DictReader(handle))[-1]
     assert float(last["val_loss"]) == pytest.approx(expected["loss"], abs=1e-5)
     assert float(last["val_accuracy"]) == pytest.approx(expected["accuracy"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_eval_metrics_on_2_workers_equal_1_replica_and_a_hand_computation(trained):
+    """Two real worker processes (MultiWorkerMirroredStrategy) over the same 80 records in 3 shards of 27, 27 and 26:
+    worker 0 reads 53 (a batch of 32 and a partial one of 21), worker 1 reads 27 (one partial batch, then a batch of
+    padding to keep step with worker 0), and together they count every record once."""
+    expected = reference(trained)  # the same 80 records in another sharding: the same means
+    split = trained / "eval-3-shards"
+    if not split.exists():
+        records.write_split(rows(80, 1), split, split="eval", features=FEATURES, num_shards=3)
+    one = tfkit.evaluate.run(trained / "run", data=str(split), out=trained / "one.json", cpu_replicas=1, force=True)
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        command = [
+            sys.executable, "-m", "tfkit.evaluate", str(trained / "run"), "--data", str(split),
+            "--out", str(trained / "workers.json"), "--force",
+        ]  # fmt: skip
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "PYTHONUNBUFFERED": "1"}
+        processes.append(
+            subprocess.Popen(command, env=env, cwd=trained, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err[-3000:]
+    written = json.loads((trained / "workers.json").read_text())
+    assert (written["records"], written["replicas"]) == (80, 2)
+    assert "tfkit: 80 records of" in outputs[0][0] and "records of" not in outputs[1][0]  # only the chief talks
+    for name in ("loss", "accuracy"):
+        assert written["metrics"][name] == pytest.approx(one["metrics"][name], abs=1e-6), name
+        assert written["metrics"][name] == pytest.approx(expected[name], abs=1e-6), name
