@@ -10,7 +10,7 @@ INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c $
 WORKERS ?= auto
 PYTEST := -n $(WORKERS) --dist loadfile
 
-.PHONY: train test test-fast test-tf219 lint typecheck benchmark clean
+.PHONY: train test test-main test-fast test-tf219 lint typecheck benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,14 @@ $(VENV)/.test-installed: setup.cfg pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 train: $(VENV)/.cpu-installed
 	$(BIN)/python -m tfkit.train $(ARGS)
 
-## make test: set up and run every test (the slow end-to-end ones too), ruff and mypy, then the TPU-stack subset.
+## make test: set up and run every test (the slow end-to-end ones too), ruff and mypy, and the TPU-stack subset.
+# The subset runs beside the main suite, so it fills the cores whenever the main suite's workers leave one idle;
+# each one's output is shown whole when it ends.
 test: $(VENV)/.test-installed lint typecheck
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-main test-tf219
+
+test-main: $(VENV)/.test-installed
 	$(BIN)/python -m pytest $(PYTEST) $(PYTEST_ARGS)
-	$(MAKE) test-tf219
 
 # The code that runs on a TPU is the code tested: tensorflow-tpu 2.19.1 is TensorFlow's last TPU build, so a fast
 # subset (the tests of config, distribute, data, the loop and resume not marked slow, and the v5e-8 rehearsal) also
@@ -45,12 +49,12 @@ TF219_REHEARSAL := tests/test_kaggle.py::test_the_cpu_rehearsal_in_the_configs_c
 $(TF219)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(TF219)
 	$(TF219)/bin/python -m pip install --quiet --disable-pip-version-check -e . 'tensorflow-cpu==2.19.1' \
-		'pytest>=8' pytest-xdist nbformat nbclient
+		'pytest>=8' nbformat nbclient
 	touch $@
 
 ## make test-tf219: the subset under tensorflow-cpu 2.19.1 alone.
 test-tf219: $(TF219)/.installed
-	$(TF219)/bin/python -m pytest -p no:cacheprovider $(PYTEST) -m "not slow" $(TF219_TESTS)
+	$(TF219)/bin/python -m pytest -p no:cacheprovider -m "not slow" $(TF219_TESTS)
 	$(TF219)/bin/python -m pytest -p no:cacheprovider $(TF219_REHEARSAL)
 
 ## make test-fast: the same without the tests marked slow.
