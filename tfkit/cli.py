@@ -74,8 +74,8 @@ def refuse_early(check: Callable[[], None]) -> None:
         _exit(EXIT_USER_ERROR, f"tfkit: error: {error}")
     except (SystemExit, KeyboardInterrupt, stopping.Interrupted):
         raise
-    except Exception:
-        pass
+    except Exception:  # not this check's to report: main() meets it again, after the imports, and reports it whole
+        return
 
 
 def run(main: Callable[[], int | None]) -> NoReturn:
