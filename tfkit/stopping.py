@@ -117,6 +117,7 @@ class StopWatch:
         self._previous: dict[int, Any] = {}
         self._slowest_call = 0.0
         self._slowest_save = 0.0
+        self._slowest_eval: float | None = None
 
     def catch_sigterm(self, enabled: bool) -> None:
         """Whether SIGTERM is caught here; off where tf.distribute's PreemptionCheckpointHandler watches it instead.
@@ -145,8 +146,12 @@ class StopWatch:
         self.signal_name = "SIGTERM"
 
     def record_call(self, seconds: float) -> None:
-        """Records how long a compiled call (or an eval) took, to leave room for one more."""
+        """Records how long a compiled call took, to leave room for one more."""
         self._slowest_call = max(self._slowest_call, seconds)
+
+    def record_eval(self, seconds: float) -> None:
+        """Records how long an epoch's eval took: a stop on an epoch's last step evaluates before its checkpoint."""
+        self._slowest_eval = max(self._slowest_eval or 0.0, seconds)
 
     def record_save(self, seconds: float) -> None:
         """Records how long a checkpoint took to write, to leave room for the final one."""
@@ -166,9 +171,11 @@ class StopWatch:
         if self.preempt_at_step is not None and step_before < self.preempt_at_step <= step_after:
             return "preempted"
         if self.time_limit_seconds is not None:
-            # Room for one more call and a final checkpoint, measured from the slowest seen, with a margin: stopping
-            # a little early costs a few steps, stopping late costs the session.
-            reserve = 2.0 * (self._slowest_call + self._slowest_save) + 1.0
+            # Room for one more call, the eval that ends an epoch and a final checkpoint, measured from the slowest
+            # seen, with a margin: stopping a little early costs a few steps, stopping late costs the session. Until
+            # an eval has been timed, the slowest call stands in for it (the first eval also traces its step).
+            eval_seconds = self._slowest_call if self._slowest_eval is None else self._slowest_eval
+            reserve = 2.0 * (self._slowest_call + self._slowest_save) + eval_seconds + 1.0
             if time.monotonic() - self.started + reserve > self.time_limit_seconds:
                 return "time_limit"
         return None

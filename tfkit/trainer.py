@@ -262,10 +262,12 @@ class Trainer:
         parts = self.parts
         train_values = {"loss": float(parts.train_loss.result())}
         train_values.update({name: float(metric.result()) for name, metric in parts.train_metrics.items()})
+        eval_started = time.monotonic()
         with averaging.in_place(self.parts.average):  # eval measures the moving average, when there is one
             eval_values = (
                 self.evaluate(per_replica_batch_size=self.plan.per_replica_batch_size) if self.evaluate else {}
             )
+        self.watch.record_eval(time.monotonic() - eval_started)
         self.final = eval_values or train_values
         self.report.epoch(
             self.plan,
