@@ -18,32 +18,52 @@ def parser(
     label: str | None,
     weight: str | None = None,
     image_size: tuple[int, ...] = (),
+    per_record: bool = False,
 ) -> Callable[[tf.Tensor], Batch]:
-    """Returns ``parse(serialized) -> (features, labels, weights)`` for whole batches of serialized records.
+    """Returns ``parse(serialized) -> (features, labels, weights)`` for a batch of serialized records, or for one.
 
     Without a ``label`` (an unlabeled test split), the labels are int64 zeros, one per example. Without a ``weight``
     feature (``task.weight_feature``), every example weighs 1; with one, its float32 value is the example's weight.
-    Only ``features`` reaches the model.
+    Only ``features`` reaches the model. With ``per_record``, ``serialized`` is one scalar record and the results
+    are one example's (see ``decodes_images``); else it is a vector of records and the results are batches.
     """
     names = tuple(name for name in (features, label, weight) if name is not None)
     specs = {name: parse_spec(schema.features[name]) for name in names}
 
     def parse(serialized: tf.Tensor) -> Batch:
-        parsed = tf.io.parse_example(serialized, specs)
-        batch = serialized.shape[0]  # static after drop_remainder; TPUs need it kept
-        x = decode(parsed[features], schema.features[features], batch=batch, image_size=image_size)
-        if label is None:
-            y = tf.zeros(tf.shape(serialized)[:1], tf.int64)
+        if per_record:
+            parsed = tf.io.parse_single_example(serialized, specs)
+            count: list[int] | tf.Tensor = []  # one example: scalar labels and weights
+            batch = None
+
+            def one(name: str) -> tf.Tensor:
+                return decode_example(parsed[name], schema.features[name], image_size=image_size)
+
         else:
-            y = decode(parsed[label], schema.features[label], batch=batch, image_size=image_size)
-        if weight is None:
-            weights = tf.ones(tf.shape(serialized)[:1], tf.float32)
-        else:
-            value = decode(parsed[weight], schema.features[weight], batch=batch, image_size=image_size)
-            weights = tf.reshape(tf.cast(value, tf.float32), tf.shape(serialized)[:1])  # one value per example
+            parsed = tf.io.parse_example(serialized, specs)
+            count = tf.shape(serialized)[:1]
+            batch = serialized.shape[0]  # static after drop_remainder; TPUs need it kept
+
+            def one(name: str) -> tf.Tensor:
+                return decode(parsed[name], schema.features[name], batch=batch, image_size=image_size)
+
+        x = one(features)
+        y = tf.zeros(count, tf.int64) if label is None else one(label)
+        weights = tf.ones(count, tf.float32) if weight is None else tf.reshape(tf.cast(one(weight), tf.float32), count)
         return x, y, weights
 
     return parse
+
+
+def decodes_images(schema: Schema, names: tuple[str | None, ...]) -> bool:
+    """Whether any of ``names`` is an encoded image, which the pipeline then parses record by record.
+
+    Decoding a batch of JPEGs or PNGs takes a ``tf.map_fn`` loop inside one map call: its per-image overhead, and
+    one call per batch for the map's parallelism to spread, left ``benchmarks/images.py`` at about 0.65x a
+    hand-written per-record pipeline. Small fixed-size records stay batched: for them the per-element cost of a
+    ``tf.data`` map would dominate.
+    """
+    return any(name is not None and schema.features[name].encoding in IMAGE_ENCODINGS for name in names)
 
 
 def parse_spec(feature: Feature) -> tf.io.FixedLenFeature:
@@ -63,18 +83,38 @@ def decode(value: tf.Tensor, feature: Feature, *, batch: int | None, image_size:
     if feature.encoding == "string":
         return value
     if feature.encoding in IMAGE_ENCODINGS:
-        channels = feature.shape[-1]
-        shape = (*image_size, channels) if image_size else tuple(None if size < 0 else size for size in feature.shape)
-
-        def one(data: tf.Tensor) -> tf.Tensor:
-            image = tf.io.decode_image(data, channels=channels, dtype=tf.uint8, expand_animations=False)
-            if image_size:
-                image = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, image_size)), 0, 255), tf.uint8)
-            return tf.ensure_shape(image, shape)
-
-        decoded = tf.map_fn(one, value, fn_output_signature=tf.TensorSpec(shape, tf.uint8))
+        shape = _image_shape(feature, image_size)
+        decoded = tf.map_fn(
+            lambda data: decode_image(data, feature, image_size=image_size),
+            value,
+            fn_output_signature=tf.TensorSpec(shape, tf.uint8),
+        )
         return tf.ensure_shape(decoded, [batch, *shape]) if batch is not None else decoded
     return tf.cast(value, tf.dtypes.as_dtype(feature.dtype))
+
+
+def decode_example(value: tf.Tensor, feature: Feature, *, image_size: tuple[int, ...]) -> tf.Tensor:
+    """Decodes one example's parsed value of one feature by its encoding, with a static shape."""
+    if feature.encoding == "raw":
+        return tf.reshape(tf.io.decode_raw(value, tf.dtypes.as_dtype(feature.dtype)), feature.shape)
+    if feature.encoding == "string":
+        return value
+    if feature.encoding in IMAGE_ENCODINGS:
+        return decode_image(value, feature, image_size=image_size)
+    return tf.cast(value, tf.dtypes.as_dtype(feature.dtype))
+
+
+def decode_image(data: tf.Tensor, feature: Feature, *, image_size: tuple[int, ...]) -> tf.Tensor:
+    """Decodes one encoded image to uint8, resized to ``image_size`` (rounded, as the pixels were) when given."""
+    image = tf.io.decode_image(data, channels=feature.shape[-1], dtype=tf.uint8, expand_animations=False)
+    if image_size:
+        image = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, image_size)), 0, 255), tf.uint8)
+    return tf.ensure_shape(image, _image_shape(feature, image_size))
+
+
+def _image_shape(feature: Feature, image_size: tuple[int, ...]) -> tuple[int | None, ...]:
+    channels = feature.shape[-1]
+    return (*image_size, channels) if image_size else tuple(None if size < 0 else size for size in feature.shape)
 
 
 def pad(x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor, size: int) -> Batch:

@@ -12,7 +12,7 @@ from tfkit.config import DataConfig
 from tfkit.data import presets
 from tfkit.data.augment import augment_seed, augmenter
 from tfkit.data.checks import assert_labels, assert_weights
-from tfkit.data.decode import Batch, pad, parser
+from tfkit.data.decode import Batch, decodes_images, pad, parser
 from tfkit.errors import UserError
 from tfkit.records import Schema
 
@@ -111,6 +111,7 @@ def dataset_fn(
     # Small records pass the parallel interleave in blocks: its cost is per element, and a 256-byte record would
     # pay it 256 times over. Large records go one by one, which keeps the interleave's buffers small.
     per_read = _RECORDS_PER_READ if record_bytes(schema) <= _SMALL_RECORD_BYTES else 1
+    per_record = decodes_images(schema, (config.features, config.label if labeled else None, weight_feature))
 
     def read_file(path: tf.Tensor) -> tf.data.Dataset:
         file_records = tf.data.TFRecordDataset(path, compression_type=schema.compression or "")
@@ -155,13 +156,13 @@ def dataset_fn(
                     records, seed=tf.stack([epoch_seed, block])
                 )
             ).unbatch()
-        dataset = dataset.batch(per_replica_batch_size, drop_remainder=training)
         parse = parser(
             schema,
             features=config.features,
             label=config.label if labeled else None,
             weight=weight_feature,
             image_size=config.image_size,
+            per_record=per_record,
         )
 
         def checked(serialized: tf.Tensor) -> Batch:
@@ -173,31 +174,47 @@ def dataset_fn(
             return x, y, weights
 
         if not training:
-            # One map does it all: eval and predict build this pipeline on every call, and each map costs a trace.
+            # One parallel map does it all: eval and predict build this pipeline on every call, and each map costs
+            # a trace. Images are decoded record by record, then padded with zero-weight examples and batched.
             def finish(serialized: tf.Tensor) -> Batch:
                 return pad(*checked(serialized), per_replica_batch_size)
 
-            dataset = dataset.map(
-                tf.autograph.experimental.do_not_convert(finish), num_parallel_calls=parallel, deterministic=True
+            if per_record:
+                dataset = dataset.map(
+                    tf.autograph.experimental.do_not_convert(checked), num_parallel_calls=parallel, deterministic=True
+                )
+            else:
+                dataset = dataset.batch(per_replica_batch_size).map(
+                    tf.autograph.experimental.do_not_convert(finish), num_parallel_calls=parallel, deterministic=True
+                )
+            return _pad_to_steps(
+                dataset, schema, per_replica_batch_size=per_replica_batch_size, context=context, examples=per_record
             )
-            return _pad_to_steps(dataset, schema, per_replica_batch_size=per_replica_batch_size, context=context)
-        # The batch's index in the epoch, counted before any skip: with the seed and the epoch it seeds the
-        # augmentation, so a resumed run augments batch k exactly as an uninterrupted one does.
-        dataset = dataset.enumerate()
-        dataset = dataset.skip(skip)  # before parsing: skipped batches are read, never decoded
         transforms = augment is not None or augmentations is not None
+        if per_record:
+            # Skipped batches are read, never decoded; the batch's index is counted before the skip (see below).
+            dataset = dataset.skip(skip * per_replica_batch_size)
+            dataset = dataset.map(checked, num_parallel_calls=parallel, deterministic=True)
+            dataset = dataset.batch(per_replica_batch_size, drop_remainder=True)
+            if transforms:
+                dataset = dataset.enumerate(start=skip)
+        else:
+            # The batch's index in the epoch, counted before any skip: with the seed and the epoch it seeds the
+            # augmentation, so a resumed run augments batch k exactly as an uninterrupted one does.
+            dataset = dataset.batch(per_replica_batch_size, drop_remainder=True).enumerate()
+            dataset = dataset.skip(skip)  # before parsing: skipped batches are read, never decoded
 
-        # The checks and dropping the index happen in the parallel map: as sequential stages of their own after it,
-        # they cost a quarter of the images/s of benchmarks/images.py, although they only pass tensors on.
-        def parse_batch(index: tf.Tensor, serialized: tf.Tensor) -> tuple[tf.Tensor, ...]:
-            x, y, weights = checked(serialized)
-            return (index, x, y, weights) if transforms else (x, y, weights)
+            # The checks and dropping the index happen in the parallel map: as sequential stages of their own after
+            # it, they cost a quarter of the images/s of benchmarks/images.py, although they only pass tensors on.
+            def parse_batch(index: tf.Tensor, serialized: tf.Tensor) -> tuple[tf.Tensor, Batch] | Batch:
+                return (index, checked(serialized)) if transforms else checked(serialized)
 
-        dataset = dataset.map(parse_batch, num_parallel_calls=parallel, deterministic=True)
+            dataset = dataset.map(parse_batch, num_parallel_calls=parallel, deterministic=True)
         if transforms:
             # The presets that keep labels, then data.augment (whose labels are checked again), then mixup and
             # cutmix last, since they turn class ids into soft labels.
-            def augment_batch(index: tf.Tensor, x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> Batch:
+            def augment_batch(index: tf.Tensor, batch: Batch) -> Batch:
+                x, y, weights = batch
                 seed = augment_seed(epoch_seed, batch=index, pipeline=pipeline_id, pipelines=pipelines)
                 if augmentations is not None:
                     x, y = augmentations.transform(x, y, seed)
@@ -242,9 +259,18 @@ def dataset_fn(
 
 
 def _pad_to_steps(
-    dataset: tf.data.Dataset, schema: Schema, *, per_replica_batch_size: int, context: tf.distribute.InputContext
+    dataset: tf.data.Dataset,
+    schema: Schema,
+    *,
+    per_replica_batch_size: int,
+    context: tf.distribute.InputContext,
+    examples: bool = False,
 ) -> tf.data.Dataset:
-    """Appends zero-weight batches until this pipeline yields exactly ``eval_steps`` steps' worth of batches."""
+    """Appends zero-weight padding until this pipeline yields exactly ``eval_steps`` steps' worth of batches.
+
+    ``dataset`` yields batches, or single examples with ``examples`` (which are then batched here, every batch
+    whole: a static shape, and no padding map over every batch).
+    """
     pipelines = context.num_input_pipelines
     steps = eval_steps(
         schema,
@@ -254,11 +280,13 @@ def _pad_to_steps(
     )
     wanted = steps * max(1, context.num_replicas_in_sync // pipelines)
     records = pipeline_records(schema, pipelines=pipelines)[context.input_pipeline_id]
-    missing = wanted - math.ceil(records / per_replica_batch_size)
-    if missing <= 0:
-        return dataset
-    spec = dataset.element_spec
-    padding = tf.data.Dataset.range(missing).map(
-        lambda _: tuple(tf.zeros(part.shape, part.dtype) for part in spec)  # weight 0: counts for nothing
+    missing = (
+        wanted * per_replica_batch_size - records if examples else wanted - math.ceil(records / per_replica_batch_size)
     )
-    return dataset.concatenate(padding)
+    if missing > 0:
+        spec = dataset.element_spec
+        padding = tf.data.Dataset.range(missing).map(
+            lambda _: tuple(tf.zeros(part.shape, part.dtype) for part in spec)  # weight 0: counts for nothing
+        )
+        dataset = dataset.concatenate(padding)
+    return dataset.batch(per_replica_batch_size, drop_remainder=True) if examples else dataset
