@@ -284,9 +284,7 @@ def _pad_to_steps(
         wanted * per_replica_batch_size - records if examples else wanted - math.ceil(records / per_replica_batch_size)
     )
     if missing > 0:
-        spec = dataset.element_spec
-        padding = tf.data.Dataset.range(missing).map(
-            lambda _: tuple(tf.zeros(part.shape, part.dtype) for part in spec)  # weight 0: counts for nothing
-        )
-        dataset = dataset.concatenate(padding)
+        # Weight 0: counts for nothing. Repeating one constant element needs no traced function, as a map would.
+        zeros = tuple(tf.zeros(part.shape, part.dtype) for part in dataset.element_spec)
+        dataset = dataset.concatenate(tf.data.Dataset.from_tensors(zeros).repeat(missing))
     return dataset.batch(per_replica_batch_size, drop_remainder=True) if examples else dataset
