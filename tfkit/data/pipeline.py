@@ -128,20 +128,20 @@ def dataset_fn(
             names = tf.random.experimental.stateless_shuffle(
                 names, seed=tf.stack([epoch_seed, tf.constant(-1, tf.int64)])
             )
-        dataset = tf.data.Dataset.from_tensor_slices(names)
         if training:
-            dataset = dataset.interleave(
+            dataset = tf.data.Dataset.from_tensor_slices(names).interleave(
                 read_file,
                 cycle_length=min(len(mine), _MAX_INTERLEAVE),
                 num_parallel_calls=tf.data.AUTOTUNE if config.autotune else min(len(mine), _MAX_INTERLEAVE),
                 deterministic=True,
             )
+            if per_read > 1:
+                dataset = dataset.unbatch()
         else:
             # File order, record by record: predictions come out in the order of the files, which a submission
-            # (and its id column) expects. Decoding, not reading, is the cost, and it stays parallel below.
-            dataset = dataset.flat_map(read_file)
-        if per_read > 1:
-            dataset = dataset.unbatch()
+            # (and its id column) expects. Decoding, not reading, is the cost, and it stays parallel below. One
+            # reader over the list needs no traced function, as a flat_map would on every eval and predict call.
+            dataset = tf.data.TFRecordDataset(names, compression_type=schema.compression or "")
         if config.cache:
             split = "train" if training else "eval"
             dataset = dataset.cache(
