@@ -23,6 +23,8 @@ os.environ.pop("TF_CONFIG", None)
 import pytest
 import tensorflow as tf
 
+from tfkit import config as config_lib
+
 LOGICAL_CPUS = 4
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * LOGICAL_CPUS
@@ -53,6 +55,30 @@ def python_script(
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-c", script], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+EARLY_PROBE = """
+import runpy, sys
+module = sys.argv[1]
+sys.argv = [module, *sys.argv[2:]]
+try:
+    runpy.run_module(module, run_name="__main__")
+except SystemExit as stop:
+    print("tensorflow loaded" if "tensorflow" in sys.modules else "no tensorflow", stop.code)
+    raise
+"""
+
+
+def probe_command(args: list[str], *, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Runs ``python -m ARGS`` as ``tfkit_process`` does, and prints last whether TensorFlow was loaded at its exit.
+
+    The last words of stdout are ``no tensorflow CODE`` or ``tensorflow loaded CODE``: a command that refuses bad
+    input before its heavy imports ends with ``no tensorflow 2``. The process exits with the command's code.
+    """
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", EARLY_PROBE, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300
     )
 
 
@@ -111,6 +137,19 @@ def file_hashes(*roots: Path) -> dict[str, str]:
         for path in paths:
             hashes[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return hashes
+
+
+def run_without_weights(folder: Path, *, checkpoints: bool = True) -> Path:
+    """A run folder as far as the checks before a restore can tell: the digits config, and ``checkpoints/run.json``.
+
+    It holds no checkpoint, so a command that gets past its early checks fails later, after TensorFlow's import.
+    """
+    folder.mkdir(parents=True)
+    config_lib.dump(config_lib.load(DIGITS_CONFIG), folder / "config.yaml")
+    if checkpoints:
+        (folder / "checkpoints").mkdir()
+        (folder / "checkpoints" / "run.json").write_text('{"num_classes": 10, "input_shape": [8, 8, 1]}\n')
+    return folder
 
 
 def assert_refused(
