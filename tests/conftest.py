@@ -20,6 +20,7 @@ os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 os.environ["TPU_SKIP_MDS_QUERY"] = "1"
 os.environ.pop("TF_CONFIG", None)
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -150,6 +151,27 @@ def run_without_weights(folder: Path, *, checkpoints: bool = True) -> Path:
         (folder / "checkpoints").mkdir()
         (folder / "checkpoints" / "run.json").write_text('{"num_classes": 10, "input_shape": [8, 8, 1]}\n')
     return folder
+
+
+def saved_tensors(workdir: Path, checkpoint: str | None = None) -> dict[str, np.ndarray]:
+    """Every tensor of a run's checkpoint, by name, but for the bookkeeping that differs by design between runs.
+
+    Left out: the object graph, how many saves there were (``save_counter``) and the wall time they took
+    (``elapsed``), so two runs that trained alike compare equal whatever their clocks.
+
+    Args:
+        workdir: The run folder.
+        checkpoint: A checkpoint under ``checkpoints/`` (``ckpt-4``); the newest by default.
+    """
+    folder = workdir / "checkpoints"
+    path = str(folder / checkpoint) if checkpoint is not None else tf.train.latest_checkpoint(str(folder))
+    reader = tf.train.load_checkpoint(path)
+    skip = {
+        "_CHECKPOINTABLE_OBJECT_GRAPH",
+        "save_counter/.ATTRIBUTES/VARIABLE_VALUE",
+        "elapsed/.ATTRIBUTES/VARIABLE_VALUE",
+    }
+    return {name: reader.get_tensor(name) for name in sorted(set(reader.get_variable_to_shape_map()) - skip)}
 
 
 def assert_refused(
