@@ -140,6 +140,18 @@ def file_hashes(*roots: Path) -> dict[str, str]:
     return hashes
 
 
+def refused_early(args: list[str], *, cwd: Path) -> str:
+    """Asserts that ``python -m ARGS`` is refused before TensorFlow loads: exit 2, one line, every file in ``cwd`` kept.
+
+    Returns:
+        The one line, for the caller to check its words.
+    """
+    before = file_hashes(cwd)
+    result = probe_command(args, cwd=cwd)
+    assert result.stdout.split()[-3:] == ["no", "tensorflow", "2"], result.stderr[-2000:]
+    return assert_refused(result, before=before, roots=[cwd])
+
+
 def run_without_weights(folder: Path, *, checkpoints: bool = True) -> Path:
     """A run folder as far as the checks before a restore can tell: the digits config, and ``checkpoints/run.json``.
 

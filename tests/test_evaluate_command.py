@@ -4,7 +4,7 @@ TensorFlow loads, with the lines ``tfkit.evaluate.run`` gives."""
 from __future__ import annotations
 
 import pytest
-from conftest import assert_refused, file_hashes, probe_command, run_without_weights
+from conftest import probe_command, refused_early, run_without_weights
 
 from tfkit import evaluate_command
 from tfkit.errors import UserError
@@ -22,10 +22,7 @@ EVALUATE = ["tfkit.evaluate", "run", "--data", "eval"]
 )
 def test_a_bad_flag_is_refused_before_tensorflow_loads(tmp_path, args, says):
     run_without_weights(tmp_path / "run")
-    before = file_hashes(tmp_path)
-    result = probe_command(args, cwd=tmp_path)
-    assert result.stdout.split() == ["no", "tensorflow", "2"], result.stderr
-    assert says in assert_refused(result, before=before, roots=[tmp_path])
+    assert says in refused_early(args, cwd=tmp_path)
 
 
 def no_checkpoints(folder):
@@ -54,10 +51,7 @@ def evaluated_before(folder):
 )
 def test_a_folder_without_a_run_or_an_existing_file_is_refused_before_tensorflow_loads(tmp_path, prepare, says):
     prepare(tmp_path)
-    before = file_hashes(tmp_path)
-    result = probe_command(EVALUATE, cwd=tmp_path)
-    assert result.stdout.split() == ["no", "tensorflow", "2"], result.stderr
-    assert says in assert_refused(result, before=before, roots=[tmp_path])
+    assert says in refused_early(EVALUATE, cwd=tmp_path)
 
 
 def test_help_is_answered_before_tensorflow_loads(tmp_path):
