@@ -20,8 +20,11 @@ os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 os.environ["TPU_SKIP_MDS_QUERY"] = "1"
 os.environ.pop("TF_CONFIG", None)
 
+import numpy as np
 import pytest
 import tensorflow as tf
+
+from tfkit import config as config_lib
 
 LOGICAL_CPUS = 4
 tf.config.set_logical_device_configuration(
@@ -53,6 +56,30 @@ def python_script(
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-c", script], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+EARLY_PROBE = """
+import runpy, sys
+module = sys.argv[1]
+sys.argv = [module, *sys.argv[2:]]
+try:
+    runpy.run_module(module, run_name="__main__")
+except SystemExit as stop:
+    print("tensorflow loaded" if "tensorflow" in sys.modules else "no tensorflow", stop.code)
+    raise
+"""
+
+
+def probe_command(args: list[str], *, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Runs ``python -m ARGS`` as ``tfkit_process`` does, and prints last whether TensorFlow was loaded at its exit.
+
+    The last words of stdout are ``no tensorflow CODE`` or ``tensorflow loaded CODE``: a command that refuses bad
+    input before its heavy imports ends with ``no tensorflow 2``. The process exits with the command's code.
+    """
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", EARLY_PROBE, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300
     )
 
 
@@ -111,6 +138,52 @@ def file_hashes(*roots: Path) -> dict[str, str]:
         for path in paths:
             hashes[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return hashes
+
+
+def refused_early(args: list[str], *, cwd: Path) -> str:
+    """Asserts that ``python -m ARGS`` is refused before TensorFlow loads: exit 2, one line, every file in ``cwd`` kept.
+
+    Returns:
+        The one line, for the caller to check its words.
+    """
+    before = file_hashes(cwd)
+    result = probe_command(args, cwd=cwd)
+    assert result.stdout.split()[-3:] == ["no", "tensorflow", "2"], result.stderr[-2000:]
+    return assert_refused(result, before=before, roots=[cwd])
+
+
+def run_without_weights(folder: Path, *, checkpoints: bool = True) -> Path:
+    """A run folder as far as the checks before a restore can tell: the digits config, and ``checkpoints/run.json``.
+
+    It holds no checkpoint, so a command that gets past its early checks fails later, after TensorFlow's import.
+    """
+    folder.mkdir(parents=True)
+    config_lib.dump(config_lib.load(DIGITS_CONFIG), folder / "config.yaml")
+    if checkpoints:
+        (folder / "checkpoints").mkdir()
+        (folder / "checkpoints" / "run.json").write_text('{"num_classes": 10, "input_shape": [8, 8, 1]}\n')
+    return folder
+
+
+def saved_tensors(workdir: Path, checkpoint: str | None = None) -> dict[str, np.ndarray]:
+    """Every tensor of a run's checkpoint, by name, but for the bookkeeping that differs by design between runs.
+
+    Left out: the object graph, how many saves there were (``save_counter``) and the wall time they took
+    (``elapsed``), so two runs that trained alike compare equal whatever their clocks.
+
+    Args:
+        workdir: The run folder.
+        checkpoint: A checkpoint under ``checkpoints/`` (``ckpt-4``); the newest by default.
+    """
+    folder = workdir / "checkpoints"
+    path = str(folder / checkpoint) if checkpoint is not None else tf.train.latest_checkpoint(str(folder))
+    reader = tf.train.load_checkpoint(path)
+    skip = {
+        "_CHECKPOINTABLE_OBJECT_GRAPH",
+        "save_counter/.ATTRIBUTES/VARIABLE_VALUE",
+        "elapsed/.ATTRIBUTES/VARIABLE_VALUE",
+    }
+    return {name: reader.get_tensor(name) for name in sorted(set(reader.get_variable_to_shape_map()) - skip)}
 
 
 def assert_refused(

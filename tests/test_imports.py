@@ -103,6 +103,10 @@ LIGHT = [
     "tfkit.tpu_detect",
     "tfkit.tpu_runtime",
     "tfkit.train_command",
+    "tfkit.evaluate_command",
+    "tfkit.predict_command",
+    "tfkit.export_command",
+    "tfkit.restore_flags",
 ]
 
 

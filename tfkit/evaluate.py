@@ -11,18 +11,25 @@ From Python: ``tfkit.evaluate.run("runs/digits", data="tfrecords/digits/eval")``
 
 from __future__ import annotations
 
+import sys
+
+from tfkit import cli, evaluate_command
+
+if __name__ == "__main__":
+    # Before TensorFlow's import (seconds): bad flags, an existing metrics file or a folder without a run are
+    # refused at once.
+    cli.refuse_early(lambda: evaluate_command.check(__doc__, sys.argv[1:]))
+    cli.require_tensorflow()
+
 import dataclasses
 import json
 import os
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import keras
 
-from tfkit import atomic, cli, losses, metric_builder, restore
-from tfkit.errors import UserError
+from tfkit import atomic, losses, metric_builder, restore
 from tfkit.evaluation import Evaluator
 
 
@@ -54,11 +61,8 @@ def run(
     Raises:
         UserError: A missing run or split, a split without the run's label, or an existing ``out`` without ``force``.
     """
-    root = Path(workdir)
-    target = Path(out) if out is not None else root.with_name(f"{root.name}.metrics.json")
-    if target.exists() and not force:
-        raise UserError(f"'{target}' already exists; expected a new file. Pass --force to replace it, or --out.")
-    restored = restore.load(root, which=checkpoint, cpu_replicas=cpu_replicas)
+    target = evaluate_command.metrics_path(workdir, out, force=force)
+    restored = restore.load(workdir, which=checkpoint, cpu_replicas=cpu_replicas)
     config = restored.config
     schema, section = restore.read_split(data, config, labeled=True)
     task = config.task
@@ -99,12 +103,7 @@ def run(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit code."""
-    parser = cli.Parser("python -m tfkit.evaluate", description=__doc__)
-    parser.add_argument("workdir", help="the run folder of python -m tfkit.train")
-    parser.add_argument("--data", required=True, help="the split: a folder of shards with a schema, or a glob")
-    parser.add_argument("--out", help="the metrics JSON to write (default: WORKDIR.metrics.json beside the run)")
-    restore.add_flags(parser)
-    args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
+    args = evaluate_command.parser(__doc__).parse_args(list(argv) if argv is not None else sys.argv[1:])
     result = run(
         args.workdir,
         data=args.data,

@@ -16,15 +16,19 @@ do not match the sha256 written with them is refused.
 
 from __future__ import annotations
 
-from tfkit import cli, stopping
+import sys
+
+from tfkit import cli, export_command, stopping
 
 if __name__ == "__main__":
-    stopping.catch_signals()  # before TensorFlow's import: a Ctrl-C from here on ends the command cleanly
+    # Before TensorFlow's import (seconds): a Ctrl-C from here on ends the command cleanly, and bad flags, a folder
+    # without a run or an output that cannot be written are refused at once.
+    stopping.catch_signals()
+    cli.refuse_early(lambda: export_command.check(__doc__, sys.argv[1:]))
     cli.require_tensorflow()
 
 import json
 import os
-import sys
 import tarfile
 import tempfile
 from collections.abc import Sequence
@@ -33,12 +37,12 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tfkit import atomic, checksums, cli, models, precision
+from tfkit import atomic, checksums, models, precision
 from tfkit import checkpoint as checkpoint_lib
 from tfkit import config as config_lib
 from tfkit.errors import UserError
 
-ACCEPTED = ".keras, .tar.gz, .tgz, or a name without an extension for a SavedModel folder"
+check_output = export_command.check_output  # defined beside the flags, so the command checks it without TensorFlow
 
 _ARCHIVED = ("config.yaml", "history.csv", "summary.json", "logs")
 
@@ -56,7 +60,7 @@ def restore_model(workdir: str | os.PathLike[str], *, which: str = "best") -> tu
     Raises:
         UserError: The folder holds no tfkit run or no checkpoint.
     """
-    root = _check_run(workdir)
+    root = export_command.check_run(workdir)
     identity_path = root / "checkpoints" / checkpoint_lib.RUN_FILE
     if which not in ("best", "last"):
         raise UserError(f"--checkpoint received {which!r}; expected best or last.")
@@ -86,51 +90,6 @@ def restore_model(workdir: str | os.PathLike[str], *, which: str = "best") -> tu
     return model, path
 
 
-def _check_run(workdir: str | os.PathLike[str]) -> Path:
-    root = Path(workdir)
-    if not (root / "config.yaml").is_file() or not (root / "checkpoints" / checkpoint_lib.RUN_FILE).is_file():
-        raise UserError(
-            f"'{root}' holds no tfkit run with checkpoints; expected a workdir of python -m tfkit.train "
-            "(with config.yaml and checkpoints/run.json)."
-        )
-    return root
-
-
-def check_output(workdir: str | os.PathLike[str], out: str | os.PathLike[str], *, force: bool = False) -> Path:
-    """Refuses an output that would change what the user has, before anything is read or written.
-
-    Returns:
-        The output path.
-
-    Raises:
-        UserError: ``out`` has an extension export cannot write, is the run folder or inside it, exists without
-            ``force``, or lies under a file.
-    """
-    target = Path(out)
-    name = target.name
-    known = name.endswith((".keras", ".tar.gz", ".tgz"))
-    if not known and Path(name).suffix:
-        raise UserError(
-            f"--out received '{out}', whose extension {Path(name).suffix} export cannot write; expected {ACCEPTED}."
-        )
-    run_root = Path(workdir).resolve()
-    resolved = target.resolve()
-    if resolved == run_root or run_root in resolved.parents:
-        raise UserError(
-            f"--out '{out}' is the run folder or inside it; expected a path outside '{workdir}', which export reads."
-        )
-    if (target.exists() or target.is_symlink()) and not force:
-        raise UserError(f"--out '{out}' exists; expected a new path, or --force to replace it once the new is written.")
-    parent = target.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UserError(f"--out '{out}': '{parent}' is a file; expected a folder to write into.")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"--out '{out}': '{parent}' is read-only; expected a folder export can write to.")
-    return target
-
-
 def export(
     workdir: str | os.PathLike[str], out: str | os.PathLike[str], *, which: str = "best", force: bool = False
 ) -> Path:
@@ -142,8 +101,8 @@ def export(
     Returns:
         The path written.
     """
-    _check_run(workdir)
-    target = check_output(workdir, out, force=force)
+    export_command.check_run(workdir)
+    target = export_command.check_output(workdir, out, force=force)
     model, _ = restore_model(workdir, which=which)
     stopping.check("restoring the model")
     stopping.mark_written()
@@ -173,12 +132,7 @@ def export(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit code."""
-    parser = cli.Parser("python -m tfkit.export", description=__doc__)
-    parser.add_argument("workdir", help="the run folder of python -m tfkit.train")
-    parser.add_argument("--out", required=True, help="output: a .keras file, a .tar.gz archive, or a SavedModel folder")
-    parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint to export")
-    parser.add_argument("--force", action="store_true", help="replace an existing output, once the new one is written")
-    args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
+    args = export_command.parser(__doc__).parse_args(list(argv) if argv is not None else sys.argv[1:])
     written = export(args.workdir, args.out, which=args.checkpoint, force=args.force)
     print(f"tfkit: exported the {args.checkpoint} checkpoint of {args.workdir} to {written}")
     return 0

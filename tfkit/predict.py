@@ -22,6 +22,15 @@ From Python: ``tfkit.predict.run(["runs/a", "runs/b"], data="test/*.tfrec", out=
 from __future__ import annotations
 
 import sys
+
+from tfkit import cli, predict_command
+
+if __name__ == "__main__":
+    # Before TensorFlow's import (seconds): bad flags and options, an existing --out or a folder without a run are
+    # refused at once.
+    cli.refuse_early(lambda: predict_command.check(__doc__, sys.argv[1:]))
+    cli.require_tensorflow()
+
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,12 +38,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkit import cli, data, loop, restore, submission
 from tfkit import config as config_lib
+from tfkit import data, loop, restore, submission
 from tfkit.errors import UserError
 from tfkit.records import Feature, Schema
 
-OUTPUTS = ("label", "probs", "raw")
+OUTPUTS = predict_command.OUTPUTS
 
 
 def run(
@@ -81,11 +90,10 @@ def run(
     """
     roots = [Path(workdirs)] if isinstance(workdirs, (str, Path)) else [Path(root) for root in workdirs]
     target = Path(out)
-    _check_options(roots, target=target, output=output, tta=tta, force=force)
+    predict_command.check_options(roots, target=target, output=output, tta=tta, force=force)
     like_path = Path(like) if like is not None else None
     header, like_ids = submission.read_like(like_path) if like_path is not None else (None, None)
-    if not (roots[0] / "config.yaml").is_file():
-        raise UserError(f"'{roots[0]}' holds no tfkit run; expected a workdir of python -m tfkit.train (config.yaml).")
+    predict_command.require_first_run(roots[0])
     first = config_lib.load(roots[0] / "config.yaml")
     split = restore.read_split(data, first, labeled=False)
     split_read_with = first.data
@@ -147,20 +155,6 @@ def run(
         order = submission.order_by(ids, like_ids, like=like_path)
     submission.write_csv(target, header, [[ids[index], *table[index]] for index in order])
     return target
-
-
-def _check_options(roots: list[Path], *, target: Path, output: str, tta: str | None, force: bool) -> None:
-    if not roots:
-        raise UserError("received no WORKDIR; expected at least one run folder of python -m tfkit.train.")
-    if output not in OUTPUTS:
-        raise UserError(f"--as received {output!r}; expected one of {', '.join(OUTPUTS)}.")
-    if tta not in (None, "flip"):
-        raise UserError(f"--tta received {tta!r}; expected flip.")
-    if (output == "raw") != (target.suffix == ".npy"):
-        raise UserError(
-            f"--out received '{target}' for --as {output}; expected a .npy file for raw outputs and a .csv otherwise."
-        )
-    submission.refuse_existing(target, force=force)
 
 
 def _check_id(schema: Schema, id_feature: str, *, source: str) -> None:
@@ -271,18 +265,7 @@ def _read_ids(source: str, schema: Schema, id_feature: str) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit code."""
-    parser = cli.Parser("python -m tfkit.predict", description=__doc__)
-    parser.add_argument("workdirs", nargs="+", metavar="WORKDIR", help="run folders; several are averaged")
-    parser.add_argument("--data", required=True, help="the split: a folder of shards with a schema, or a glob")
-    parser.add_argument("--out", required=True, help="the file to write: submission.csv, or outputs.npy for --as raw")
-    parser.add_argument("--as", dest="output", choices=OUTPUTS, default="label", help="what to write")
-    parser.add_argument("--id", dest="id_feature", default="id", help="the feature holding each record's id")
-    parser.add_argument("--id_column", help="the id column's name (default: the id feature's)")
-    parser.add_argument("--columns", help="comma-separated names of the prediction columns")
-    parser.add_argument("--like", help="a sample submission CSV: its header and id order are followed")
-    parser.add_argument("--tta", choices=["flip"], help="test-time augmentation: average with mirrored images")
-    restore.add_flags(parser)
-    args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
+    args = predict_command.parser(__doc__).parse_args(list(argv) if argv is not None else sys.argv[1:])
     written = run(
         args.workdirs,
         data=args.data,

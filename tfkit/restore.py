@@ -8,7 +8,6 @@ the same decoding, the same resize to ``data.image_size``; normalisation is the 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -18,8 +17,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tfkit import cli, data, distribute, export, plan
 from tfkit import config as config_lib
+from tfkit import data, distribute, export, plan, restore_flags
 from tfkit.errors import UserError
 from tfkit.records import Schema
 
@@ -57,14 +56,6 @@ class RestoredRun:
         return max(1, math.ceil(wanted / self.selected.replicas))
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """Adds the flags of every command that restores a run: --checkpoint, --batch_size, --cpu_replicas, --force."""
-    parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint to use")
-    parser.add_argument("--batch_size", type=cli.positive_int, help="global batch (default: the run's)")
-    parser.add_argument("--cpu_replicas", type=cli.positive_int, help="mirror over N logical CPUs")
-    parser.add_argument("--force", action="store_true", help="replace an existing --out")
-
-
 def load(
     workdir: str | os.PathLike[str],
     *,
@@ -83,12 +74,7 @@ def load(
     Raises:
         UserError: The folder holds no run or no checkpoint.
     """
-    root = Path(workdir)
-    if not (root / "config.yaml").is_file():
-        raise UserError(
-            f"'{root}' holds no tfkit run; expected a workdir of python -m tfkit.train (with config.yaml and "
-            "checkpoints/). Check the path."
-        )
+    root = restore_flags.require_run(workdir)
     config = config_lib.load(root / "config.yaml")
     if selected is None:
         choice = config.distribute

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import tensorflow as tf
-from conftest import DIGITS_CONFIG, model_file
+from conftest import DIGITS_CONFIG, model_file, saved_tensors
 
 import tfkit.train
 
@@ -17,16 +16,6 @@ def flip_and_crop(images, labels, seed):
     cropped = tf.image.stateless_random_crop(flipped, tf.stack([batch, 6, 6, 1]), seed + 1)
     return tf.image.resize_with_crop_or_pad(cropped, 8, 8), labels
 """
-
-
-def saved_tensors(workdir):
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(workdir / "checkpoints")))
-    skip = {
-        "_CHECKPOINTABLE_OBJECT_GRAPH",
-        "save_counter/.ATTRIBUTES/VARIABLE_VALUE",
-        "elapsed/.ATTRIBUTES/VARIABLE_VALUE",
-    }
-    return {name: reader.get_tensor(name) for name in sorted(set(reader.get_variable_to_shape_map()) - skip)}
 
 
 @pytest.mark.slow

@@ -5,22 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-import tensorflow as tf
-from conftest import DIGITS_CONFIG
+from conftest import DIGITS_CONFIG, saved_tensors
 
 import tfkit.train
 
 FLIP_AND_MIXUP = "data.augmentations=[flip, {name: mixup, alpha: 0.4}]"
-
-
-def saved_tensors(workdir):
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(workdir / "checkpoints")))
-    skip = {
-        "_CHECKPOINTABLE_OBJECT_GRAPH",
-        "save_counter/.ATTRIBUTES/VARIABLE_VALUE",
-        "elapsed/.ATTRIBUTES/VARIABLE_VALUE",
-    }
-    return {name: reader.get_tensor(name) for name in sorted(set(reader.get_variable_to_shape_map()) - skip)}
 
 
 def assert_same_tensors(expected_run, got_run):

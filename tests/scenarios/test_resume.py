@@ -11,7 +11,15 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import DIGITS_CONFIG, file_hashes, free_port, model_file, stderr_lines, tfkit_process
+from conftest import (
+    DIGITS_CONFIG,
+    file_hashes,
+    free_port,
+    model_file,
+    saved_tensors,
+    stderr_lines,
+    tfkit_process,
+)
 
 import tfkit.train
 from tfkit.errors import UserError
@@ -23,18 +31,6 @@ COMPARED = ("epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy")
 def history(workdir):
     with (workdir / "history.csv").open() as handle:
         return [{key: row[key] for key in COMPARED} for row in csv.DictReader(handle)]
-
-
-def saved_tensors(workdir):
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(workdir / "checkpoints")))
-    # Bookkeeping that differs by design: how many saves there were, and the wall time they took.
-    skip = {
-        "_CHECKPOINTABLE_OBJECT_GRAPH",
-        "save_counter/.ATTRIBUTES/VARIABLE_VALUE",
-        "elapsed/.ATTRIBUTES/VARIABLE_VALUE",
-    }
-    names = sorted(set(reader.get_variable_to_shape_map()) - skip)
-    return {name: reader.get_tensor(name) for name in names}
 
 
 def logged_steps(workdir, tag="loss"):
