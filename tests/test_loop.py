@@ -25,14 +25,9 @@ def step_losses(tmp_path, name, overrides):
 
 
 def test_the_same_global_batch_gives_the_same_losses_on_1_2_and_4_replicas(tmp_path):
-    # Replicas sum the gradients in another order, so the weights differ in the last bits after one step. With
-    # seed 0 on the 0-255 digits, step 8 of 2 replicas meets a near-tie that those bits decide (it goes with max
-    # pooling: average pooling stays within 5e-7) and the runs drift apart to 6e-3 by step 20; seeds 1 and 2 stay
-    # within 5e-7 throughout. A seed without such an edge tests what this test is for: the split itself.
-    seed = ["seed=1"]
-    one = step_losses(tmp_path, "one", seed)
-    two = step_losses(tmp_path, "two", [*seed, "distribute.cpu_replicas=2"])
-    four = step_losses(tmp_path, "four", [*seed, "distribute.cpu_replicas=4"])
+    one = step_losses(tmp_path, "one", [])
+    two = step_losses(tmp_path, "two", ["distribute.cpu_replicas=2"])
+    four = step_losses(tmp_path, "four", ["distribute.cpu_replicas=4"])
     assert one[-1] < one[0] and np.ptp(one) > 1e-2  # the weights move, so agreeing to 1e-5 means something
     np.testing.assert_allclose(two, one, atol=1e-5, rtol=0)
     np.testing.assert_allclose(four, one, atol=1e-5, rtol=0)
