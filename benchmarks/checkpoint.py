@@ -42,10 +42,12 @@ def bigger_digits(out: Path) -> Path:
     """Writes the bundled digits' train split COPIES times over, in 16 shards."""
     schema = records.read_schema(DIGITS / "train")
     raw = [bytes(r.numpy()) for r in tf.data.TFRecordDataset(schema.files(DIGITS / "train"))]
+    image_feature = schema.features["image"]
     examples = []
     for serialized in raw:
         example = tf.train.Example.FromString(serialized)
-        image = np.frombuffer(example.features.feature["image"].bytes_list.value[0], np.float32).reshape(8, 8, 1)
+        data = example.features.feature["image"].bytes_list.value[0]
+        image = np.frombuffer(data, np.dtype(image_feature.dtype)).reshape(image_feature.shape)
         examples.append({"image": image, "label": np.int64(example.features.feature["label"].int64_list.value[0])})
     records.write_split(
         (example for _ in range(COPIES) for example in examples),

@@ -1,6 +1,6 @@
 """What the TFRecord pipeline costs against the usual ways of feeding data, and that its memory stays flat.
 
-For two record sizes, digits-sized (an 8x8x1 float32 image, 256 B) and EEG-window-sized (129x200 float32, about
+For two record sizes, digits-shaped (an 8x8x1 float32 image, 256 B) and EEG-window-sized (129x200 float32, about
 100 KB), the same arrays are written once as an HDF5 file and as tfkit TFRecords, then read for one epoch by:
 
 - (a) tfkit's reader (``tfkit.data.dataset_fn``: interleave, shuffle, batch-then-parse, decode, prefetch);

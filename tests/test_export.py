@@ -26,7 +26,8 @@ def eval_batch():
     (serialized,) = list(dataset)
     spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
     parsed = tf.io.parse_example(serialized, spec)
-    return tf.reshape(tf.io.decode_raw(parsed["image"], tf.float32), [-1, 8, 8, 1]), parsed["label"].numpy()
+    pixels = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), [-1, 8, 8, 1])  # 0-255, as stored
+    return tf.cast(pixels, tf.float32), parsed["label"].numpy()  # the exported signature takes float32
 
 
 def test_exported_models_predict_exactly_as_the_restored_checkpoint(trained, tmp_path):

@@ -128,16 +128,18 @@ def test_a_broken_user_model_is_one_user_error_naming_the_file_and_line(tmp_path
         models.build(ModelConfig(name=spec), input_shape=(8, 8, 1), num_classes=10)
 
 
-def test_digits_cnn_gets_the_bundled_digits_in_0_1_as_they_are_stored_and_does_not_rescale_them():
-    # The digits are stored scaled to [0, 1]; a 1/255 rescaling (as unet_small has for 0-255 images) would leave
-    # the network at chance, so none is applied.
+def test_the_bundled_digits_are_uint8_on_the_0_255_scale_and_digits_cnn_rescales_them_itself():
+    # As decoded JPEG or PNG images are: the model, not the data, brings pixels to [0, 1], as unet_small does.
+    assert records.read_schema(DIGITS_DATA / "train").features["image"] == records.Feature("uint8", (8, 8, 1), "raw")
     pixels = np.concatenate(
         [
-            np.frombuffer(records.parse(serialized)["image"][0], np.float32)
+            np.frombuffer(records.parse(serialized)["image"][0], np.uint8)
             for path in sorted((DIGITS_DATA / "train").glob("*.tfrecord"))
             for serialized in records.read_records(str(path), None)
         ]
     )
-    assert pixels.min() == 0.0 and pixels.max() == 1.0
+    assert pixels.min() == 0 and pixels.max() == 255
+    assert set(np.unique(pixels)) <= {round(v * 255 / 16) for v in range(17)}  # scikit-learn's 0..16, rescaled
     model = models.build(ModelConfig(name="digits_cnn"), input_shape=(8, 8, 1), num_classes=10)
-    assert not any(isinstance(layer, keras.layers.Rescaling) for layer in model.layers)
+    first = model.layers[1]  # after the input
+    assert isinstance(first, keras.layers.Rescaling) and first.scale == pytest.approx(1 / 255)

@@ -24,6 +24,16 @@ SUMMARY_KEYS = {
     "wall_seconds",
 }
 
+# A linear user model for 0-255 images: like the built-in models, it rescales its pixels itself.
+RESCALED_FLAT_MODEL = """
+import keras
+
+def flat(*, input_shape, num_classes):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1.0 / 255)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+"""
+
 
 @pytest.mark.slow
 def test_the_cli_trains_the_embedded_default_from_outside_the_repository(outside_repo):
@@ -71,9 +81,8 @@ def test_the_python_api_takes_a_dict_of_keys(tmp_path):
 
 
 def test_a_user_model_from_a_python_file(tmp_path):
-    summary = tfkit.train.run(
-        DIGITS_CONFIG, workdir=tmp_path / "run", overrides=[f"model={model_file(tmp_path)}:flat", "train.epochs=3"]
-    )
+    model = f"model={model_file(tmp_path, RESCALED_FLAT_MODEL)}:flat"
+    summary = tfkit.train.run(DIGITS_CONFIG, workdir=tmp_path / "run", overrides=[model, "train.epochs=3"])
     assert summary["metrics"]["accuracy"] > 0.5
 
 

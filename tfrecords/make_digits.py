@@ -5,7 +5,9 @@ Only this script needs scikit-learn (``pip install 'tfkit[digits]'``). Run from 
     python tfrecords/make_digits.py --out tfrecords/digits
 
 The split is fixed: a seeded permutation, the first 360 images for eval and the remaining 1,437 for train. Pixels
-are scaled from 0..16 to [0, 1] and stored as float32 raw bytes of shape (8, 8, 1).
+are scaled from 0..16 to the 0-255 scale (``round(v * 255 / 16)``) and stored as uint8 raw bytes of shape (8, 8, 1),
+as decoded JPEG or PNG images are: models see the same range as on users' own images (``digits_cnn`` rescales by
+1/255 itself), and each image takes 64 bytes.
 """
 
 from __future__ import annotations
@@ -33,12 +35,12 @@ def main() -> None:
     args = parser.parse_args()
 
     digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)[..., None]
+    images = np.round(digits.images * 255 / 16).astype(np.uint8)[..., None]  # 0..16 -> 0..255
     labels = digits.target.astype(np.int64)
     order = np.random.default_rng(args.seed).permutation(len(labels))
     splits = {"eval": (order[:EVAL_SIZE], EVAL_SHARDS), "train": (order[EVAL_SIZE:], TRAIN_SHARDS)}
     features = {
-        "image": records.Feature(dtype="float32", shape=(8, 8, 1), encoding="raw"),
+        "image": records.Feature(dtype="uint8", shape=(8, 8, 1), encoding="raw"),
         "label": records.Feature(dtype="int64", shape=(), encoding="int64", num_classes=10),
     }
     for split, (indices, shards) in splits.items():

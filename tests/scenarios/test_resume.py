@@ -46,7 +46,8 @@ import keras
 
 def dropout_mlp(*, input_shape, num_classes):
     inputs = keras.Input(input_shape)
-    x = keras.layers.Dense(64, activation="relu")(keras.layers.Flatten()(inputs))
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1.0 / 255)(inputs))  # 0-255 pixels, as digits_cnn takes
+    x = keras.layers.Dense(64, activation="relu")(x)
     return keras.Model(inputs, keras.layers.Dense(num_classes)(keras.layers.Dropout(0.5)(x)))
 """
 

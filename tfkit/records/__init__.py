@@ -5,9 +5,9 @@ A split is a folder holding ``SPLIT-00000-of-0000N.tfrecord`` shards and a ``sch
 .. code-block:: json
 
     {"format": "tfkit.records/1", "split": "train", "compression": null, "records": 1437,
-     "features": {"image": {"dtype": "float32", "shape": [8, 8, 1], "encoding": "raw"},
+     "features": {"image": {"dtype": "uint8", "shape": [8, 8, 1], "encoding": "raw"},
                   "label": {"dtype": "int64", "shape": [], "encoding": "int64", "num_classes": 10}},
-     "shards": [{"file": "train-00000-of-00004.tfrecord", "records": 360, "bytes": 191520}]}
+     "shards": [{"file": "train-00000-of-00008.tfrecord", "records": 180, "bytes": 20340}, ...]}
 
 Encodings: ``raw`` (array bytes, not ``FloatList``, which is about 50x slower to write), ``int64`` (an Int64List),
 ``jpeg`` and ``png`` (images kept encoded; a dimension of -1 varies between images) and ``string`` (bytes as they
