@@ -118,8 +118,23 @@ def test_in_graph_labels_fail_with_the_prefix_the_trainer_maps():
     checked = checks.assert_labels(tf.constant([0, 3, 1], tf.int64), 4)
     assert checked.numpy().tolist() == [0, 3, 1]
     for bad in ([0, 4], [-1, 0]):
-        with pytest.raises(tf.errors.InvalidArgumentError, match=f"^{checks.LABEL_ERROR_PREFIX} a label lies outside"):
+        with pytest.raises(
+            tf.errors.InvalidArgumentError, match=f"{checks.LABEL_ERROR_PREFIX} a label lies outside"
+        ) as caught:
             checks.assert_labels(tf.constant(bad, tf.int64), 4)
+        assert str(recovery.label_error(caught.value)) == (
+            "a label lies outside [0, 4); expected class numbers 0 to 3. Fix the labels, or set model.num_classes."
+        )
+
+
+def test_the_in_graph_checks_are_stateless_so_tf_data_runs_them_on_its_fast_executor():
+    graph = (
+        tf.function(lambda y, w: (checks.assert_labels(y, 4), checks.assert_weights(w, "w")))
+        .get_concrete_function(tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.float32))
+        .graph
+    )
+    stateful = [op.type for op in graph.get_operations() if op.op_def is not None and op.op_def.is_stateful]
+    assert stateful == []
 
 
 def test_a_corrupt_record_is_left_to_the_reader_and_the_records_before_it_are_checked(tmp_path):

@@ -125,7 +125,7 @@ def label_error(error: Exception) -> Exception:
     line = next((line for line in message.splitlines() if LABEL_ERROR_PREFIX in line), None)
     if line is None:
         return error
-    # TensorFlow prints the check's message as the first of its fields, "[message] [Condition ...] [values]",
-    # quotes escaped: keep the message alone.
-    text = line[line.index(LABEL_ERROR_PREFIX) + len(LABEL_ERROR_PREFIX) :].split("] [", 1)[0]
+    # The check's message may be followed by TensorFlow's fields ("] [Condition ...] [values]", quotes escaped) or,
+    # run eagerly, by " [Op:StringToNumber] name: ": keep the message alone.
+    text = line[line.index(LABEL_ERROR_PREFIX) + len(LABEL_ERROR_PREFIX) :].split("] [", 1)[0].split(" [Op:", 1)[0]
     return UserError(text.replace("\\'", "'").strip(" .]") + ".")
