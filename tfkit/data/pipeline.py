@@ -211,23 +211,24 @@ def dataset_fn(
 
             dataset = dataset.map(parse_batch, num_parallel_calls=parallel, deterministic=True)
         if transforms:
-            # The presets that keep labels, then data.augment (whose labels are checked again), then mixup and
-            # cutmix last, since they turn class ids into soft labels.
-            def augment_batch(index: tf.Tensor, batch: Batch) -> Batch:
-                x, y, weights = batch
-                seed = augment_seed(epoch_seed, batch=index, pipeline=pipeline_id, pipelines=pipelines)
-                if augmentations is not None:
-                    x, y = augmentations.transform(x, y, seed)
-                if augment is not None:
-                    x, y = augment(x, y, seed)
-                    if classes:
-                        y = assert_labels(y, classes)
-                if augmentations is not None:
-                    x, y, weights = augmentations.mix(x, y, weights, seed)
-                return x, y, weights
-
-            dataset = dataset.map(augment_batch, num_parallel_calls=parallel, deterministic=True)
+            # The epoch's seed goes with each batch to the augmentation, which runs outside the epochs' flat_map.
+            return tf.data.Dataset.zip((tf.data.Dataset.from_tensors(epoch_seed).repeat(), dataset))
         return dataset
+
+    def augment_batch(epoch_seed: tf.Tensor, index: tf.Tensor, batch: Batch, *, pipeline: int, pipelines: int) -> Batch:
+        # The presets that keep labels, then data.augment (whose labels are checked again), then mixup and cutmix
+        # last, since they turn class ids into soft labels.
+        x, y, weights = batch
+        seed = augment_seed(epoch_seed, batch=index, pipeline=pipeline, pipelines=pipelines)
+        if augmentations is not None:
+            x, y = augmentations.transform(x, y, seed)
+        if augment is not None:
+            x, y = augment(x, y, seed)
+            if classes:
+                y = assert_labels(y, classes)
+        if augmentations is not None:
+            x, y, weights = augmentations.mix(x, y, weights, seed)
+        return x, y, weights
 
     def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
         if len(files) < context.num_input_pipelines:
@@ -244,6 +245,17 @@ def dataset_fn(
                 return batches if batches_per_epoch is None else batches.take(batches_per_epoch - skip)
 
             dataset = tf.data.Dataset.range(epoch, until_epoch or epoch + 1).flat_map(epoch_batches)
+            if augment is not None or augmentations is not None:
+                # Outside the flat_map: a map inside the datasets it builds per epoch ran at two thirds of the
+                # images/s of the same map outside it (benchmarks/images.py).
+                pipeline, pipelines = context.input_pipeline_id, context.num_input_pipelines
+                dataset = dataset.map(
+                    lambda epoch_seed, indexed: augment_batch(
+                        epoch_seed, *indexed, pipeline=pipeline, pipelines=pipelines
+                    ),
+                    num_parallel_calls=parallel,
+                    deterministic=True,
+                )
         else:
             dataset = one_epoch(context, tf.constant(epoch, tf.int64), tf.constant(0, tf.int64))
         options = tf.data.Options()
