@@ -31,25 +31,27 @@ def parser(
     specs = {name: parse_spec(schema.features[name]) for name in names}
 
     def parse(serialized: tf.Tensor) -> Batch:
+        # Written without nested functions or annotated names: AutoGraph converts this function inside tf.data maps,
+        # and it cannot convert a closure over an annotated local (it warns on stderr and runs it as is).
         if per_record:
             parsed = tf.io.parse_single_example(serialized, specs)
-            count: list[int] | tf.Tensor = []  # one example: scalar labels and weights
-            batch = None
-
-            def one(name: str) -> tf.Tensor:
-                return decode_example(parsed[name], schema.features[name], image_size=image_size)
-
+            values = {
+                name: decode_example(parsed[name], schema.features[name], image_size=image_size) for name in names
+            }
+            count = tf.constant([], tf.int32)  # one example: scalar labels and weights
         else:
             parsed = tf.io.parse_example(serialized, specs)
-            count = tf.shape(serialized)[:1]
             batch = serialized.shape[0]  # static after drop_remainder; TPUs need it kept
-
-            def one(name: str) -> tf.Tensor:
-                return decode(parsed[name], schema.features[name], batch=batch, image_size=image_size)
-
-        x = one(features)
-        y = tf.zeros(count, tf.int64) if label is None else one(label)
-        weights = tf.ones(count, tf.float32) if weight is None else tf.reshape(tf.cast(one(weight), tf.float32), count)
+            values = {
+                name: decode(parsed[name], schema.features[name], batch=batch, image_size=image_size) for name in names
+            }
+            count = tf.shape(serialized)[:1]
+        x = values[features]
+        y = tf.zeros(count, tf.int64) if label is None else values[label]
+        if weight is None:
+            weights = tf.ones(count, tf.float32)
+        else:
+            weights = tf.reshape(tf.cast(values[weight], tf.float32), count)  # one value per example
         return x, y, weights
 
     return parse
