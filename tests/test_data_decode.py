@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ import tensorflow as tf
 from conftest import model_file
 
 from tfkit import config as config_lib
-from tfkit import data, records
+from tfkit import data, records, recovery
+from tfkit.data import checks
 from tfkit.data.decode import decodes_images, parser
 
 COUNT = 45
@@ -103,3 +105,16 @@ def test_only_encoded_images_are_decoded_record_by_record(pictures):
     _, schema, _ = pictures
     assert decodes_images(schema, ("image", "label", None))
     assert not decodes_images(schema, ("label", None))
+
+
+@pytest.mark.parametrize(("training", "augment"), [(False, False), (True, False), (True, True)])
+def test_an_image_label_out_of_range_stops_the_reader_with_the_line_the_trainer_maps(pictures, training, augment):
+    # Records decoded one by one are checked once a batch; the reader must still stop, in every mode.
+    folder, schema, path = pictures
+    label = dataclasses.replace(schema.features["label"], num_classes=10)  # labels 10 to 44 lie outside
+    narrowed = dataclasses.replace(schema, features={**schema.features, "label": label})
+    with pytest.raises(tf.errors.InvalidArgumentError, match=checks.LABEL_ERROR_PREFIX) as raised:
+        pipeline((folder, narrowed, path), training=training, augment=augment)
+    assert str(recovery.label_error(raised.value)) == (
+        "a label lies outside [0, 10); expected class numbers 0 to 9. Fix the labels, or set model.num_classes."
+    )

@@ -113,6 +113,25 @@ def dataset_fn(
     per_read = _RECORDS_PER_READ if record_bytes(schema) <= _SMALL_RECORD_BYTES else 1
     per_record = decodes_images(schema, (config.features, config.label if labeled else None, weight_feature))
 
+    checks = bool(classes) or weight_feature is not None
+    parse = parser(
+        schema,
+        features=config.features,
+        label=config.label if labeled else None,
+        weight=weight_feature,
+        image_size=config.image_size,
+        per_record=per_record,
+    )
+
+    def check(x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor) -> Batch:
+        # Labels past the ones checked at start, and weights: an InvalidArgumentError starting "tfkit-data:". Records
+        # parsed one by one are checked once a batch: a dozen ops per record cost a few percent of the images/s.
+        if classes:
+            y = assert_labels(y, classes)
+        if weight_feature is not None:  # before mixing and padding
+            weights = assert_weights(weights, weight_feature)
+        return x, y, weights
+
     def read_file(path: tf.Tensor) -> tf.data.Dataset:
         file_records = tf.data.TFRecordDataset(path, compression_type=schema.compression or "")
         return file_records.batch(per_read) if per_read > 1 else file_records
@@ -156,22 +175,9 @@ def dataset_fn(
                     records, seed=tf.stack([epoch_seed, block])
                 )
             ).unbatch()
-        parse = parser(
-            schema,
-            features=config.features,
-            label=config.label if labeled else None,
-            weight=weight_feature,
-            image_size=config.image_size,
-            per_record=per_record,
-        )
 
         def checked(serialized: tf.Tensor) -> Batch:
-            x, y, weights = parse(serialized)
-            if classes:  # labels past the ones checked at start: an InvalidArgumentError starting "tfkit-data:"
-                y = assert_labels(y, classes)
-            if weight_feature is not None:  # the same for weights, before mixing and padding
-                weights = assert_weights(weights, weight_feature)
-            return x, y, weights
+            return check(*parse(serialized))
 
         if not training:
             # One parallel map does it all: eval and predict build this pipeline on every call, and each map costs
@@ -179,25 +185,32 @@ def dataset_fn(
             def finish(serialized: tf.Tensor) -> Batch:
                 return pad(*checked(serialized), per_replica_batch_size)
 
-            if per_record:
-                dataset = dataset.map(
-                    tf.autograph.experimental.do_not_convert(checked), num_parallel_calls=parallel, deterministic=True
-                )
-            else:
+            if not per_record:
                 dataset = dataset.batch(per_replica_batch_size).map(
                     tf.autograph.experimental.do_not_convert(finish), num_parallel_calls=parallel, deterministic=True
                 )
-            return _pad_to_steps(
-                dataset, schema, per_replica_batch_size=per_replica_batch_size, context=context, examples=per_record
+                return _pad_to_steps(dataset, schema, per_replica_batch_size=per_replica_batch_size, context=context)
+            dataset = dataset.map(
+                tf.autograph.experimental.do_not_convert(parse), num_parallel_calls=parallel, deterministic=True
             )
+            dataset = _pad_to_steps(
+                dataset, schema, per_replica_batch_size=per_replica_batch_size, context=context, examples=True
+            )
+            if checks:  # per batch (see check); the padding's zero labels and weights pass
+                dataset = dataset.map(
+                    tf.autograph.experimental.do_not_convert(check), num_parallel_calls=parallel, deterministic=True
+                )
+            return dataset
         transforms = augment is not None or augmentations is not None
         if per_record:
             # Skipped batches are read, never decoded; the batch's index is counted before the skip (see below).
             dataset = dataset.skip(skip * per_replica_batch_size)
-            dataset = dataset.map(checked, num_parallel_calls=parallel, deterministic=True)
+            dataset = dataset.map(parse, num_parallel_calls=parallel, deterministic=True)
             dataset = dataset.batch(per_replica_batch_size, drop_remainder=True)
-            if transforms:
+            if transforms:  # augment_batch checks the batch first
                 dataset = dataset.enumerate(start=skip)
+            elif checks:
+                dataset = dataset.map(check, num_parallel_calls=parallel, deterministic=True)
         else:
             # The batch's index in the epoch, counted before any skip: with the seed and the epoch it seeds the
             # augmentation, so a resumed run augments batch k exactly as an uninterrupted one does.
@@ -217,8 +230,8 @@ def dataset_fn(
 
     def augment_batch(epoch_seed: tf.Tensor, index: tf.Tensor, batch: Batch, *, pipeline: int, pipelines: int) -> Batch:
         # The presets that keep labels, then data.augment (whose labels are checked again), then mixup and cutmix
-        # last, since they turn class ids into soft labels.
-        x, y, weights = batch
+        # last, since they turn class ids into soft labels. Batches parsed record by record are checked here first.
+        x, y, weights = check(*batch) if per_record else batch
         seed = augment_seed(epoch_seed, batch=index, pipeline=pipeline, pipelines=pipelines)
         if augmentations is not None:
             x, y = augmentations.transform(x, y, seed)
