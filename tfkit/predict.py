@@ -111,7 +111,13 @@ def run(
     averaged: np.ndarray | None = None
     names: tuple[str, ...] | None = None
     for root in roots:
-        restored = restore.load(root, which=checkpoint, cpu_replicas=cpu_replicas, selected=selected)
+        restored = restore.load(
+            root,
+            which=checkpoint,
+            cpu_replicas=cpu_replicas,
+            selected=selected,
+            config=first if root == roots[0] else None,
+        )
         selected = restored.selected
         if restored.config.data != split_read_with:  # another preprocessing (image size): the schema follows it
             split = restore.read_split(data, restored.config, labeled=False)

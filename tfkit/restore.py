@@ -62,6 +62,7 @@ def load(
     which: str = "best",
     cpu_replicas: int | None = None,
     selected: distribute.Selected | None = None,
+    config: config_lib.Config | None = None,
 ) -> RestoredRun:
     """Restores a run's model under the strategy its config chooses.
 
@@ -70,12 +71,13 @@ def load(
         which: ``best`` or ``last`` checkpoint.
         cpu_replicas: Mirror over this many logical CPUs instead of the run's own choice.
         selected: A strategy already chosen (several runs averaged share one); overrides ``cpu_replicas``.
+        config: The run's config, when the caller has already loaded its ``config.yaml``.
 
     Raises:
         UserError: The folder holds no run or no checkpoint.
     """
     root = restore_flags.require_run(workdir)
-    config = config_lib.load(root / "config.yaml")
+    config = config or config_lib.load(root / "config.yaml")
     if selected is None:
         choice = config.distribute
         if cpu_replicas:

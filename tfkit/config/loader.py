@@ -100,7 +100,13 @@ class _DuplicateKey(yaml.YAMLError):
         self.key, self.first_line, self.line = key, first_line, line
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+try:  # libyaml's parser, where PyYAML was built with it: a config loads in a tenth of the time
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # pragma: no cover - PyYAML without libyaml
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+
+class _UniqueKeyLoader(_SafeLoader):
     """PyYAML's safe loader, except that a key given twice in one mapping is an error (PyYAML keeps the last)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
