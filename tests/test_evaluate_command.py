@@ -1,28 +1,15 @@
-"""tfkit.evaluate_command: bad flags, an existing metrics file and a folder without a run are refused before
-TensorFlow loads, with the lines ``tfkit.evaluate.run`` gives."""
+"""tfkit.evaluate_command: an existing metrics file and a folder without a run are refused before TensorFlow loads,
+with the lines ``tfkit.evaluate.run`` gives. Bad flags and ``--help``: ``test_command_flags.py``."""
 
 from __future__ import annotations
 
 import pytest
-from conftest import probe_command, refused_early, run_without_weights
+from conftest import refused_early, run_without_weights
 
 from tfkit import evaluate_command
 from tfkit.errors import UserError
 
 EVALUATE = ["tfkit.evaluate", "run", "--data", "eval"]
-
-
-@pytest.mark.parametrize(
-    ("args", "says"),
-    [
-        ([*EVALUATE, "--batch_size", "0"], "--batch_size: received '0'"),
-        (["tfkit.evaluate", "run"], "the following arguments are required: --data"),
-        ([*EVALUATE, "--checkpoint", "middle"], "invalid choice: 'middle'"),
-    ],
-)
-def test_a_bad_flag_is_refused_before_tensorflow_loads(tmp_path, args, says):
-    run_without_weights(tmp_path / "run")
-    assert says in refused_early(args, cwd=tmp_path)
 
 
 def no_checkpoints(folder):
@@ -52,13 +39,6 @@ def evaluated_before(folder):
 def test_a_folder_without_a_run_or_an_existing_file_is_refused_before_tensorflow_loads(tmp_path, prepare, says):
     prepare(tmp_path)
     assert says in refused_early(EVALUATE, cwd=tmp_path)
-
-
-def test_help_is_answered_before_tensorflow_loads(tmp_path):
-    result = probe_command(["tfkit.evaluate", "--help"], cwd=tmp_path)
-    assert "usage: python -m tfkit.evaluate" in result.stdout and "--cpu_replicas" in result.stdout
-    assert "WORKDIR.metrics.json" in result.stdout  # the module's doc
-    assert result.stdout.split()[-3:] == ["no", "tensorflow", "0"]
 
 
 def test_the_metrics_file_lies_beside_the_run_unless_out_says_otherwise(tmp_path):

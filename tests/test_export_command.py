@@ -1,27 +1,15 @@
-"""tfkit.export_command: bad flags, an output export cannot write or would replace, and a folder without a run are
-refused before TensorFlow loads, with the lines ``tfkit.export.export`` gives."""
+"""tfkit.export_command: an output export cannot write or would replace, and a folder without a run, are refused
+before TensorFlow loads, with the lines ``tfkit.export.export`` gives. Bad flags and ``--help``:
+``test_command_flags.py``."""
 
 from __future__ import annotations
 
 import pytest
-from conftest import probe_command, refused_early, run_without_weights
+from conftest import refused_early, run_without_weights
 
 from tfkit import checkpoint, export_command
 
 EXPORT = ["tfkit.export", "run", "--out", "model.keras"]
-
-
-@pytest.mark.parametrize(
-    ("args", "says"),
-    [
-        (["tfkit.export", "run"], "the following arguments are required: --out"),
-        ([*EXPORT, "--checkpoint", "middle"], "invalid choice: 'middle'"),
-        ([*EXPORT, "--force", "yes"], "unrecognized arguments: yes"),
-    ],
-)
-def test_a_bad_flag_is_refused_before_tensorflow_loads(tmp_path, args, says):
-    run_without_weights(tmp_path / "run")
-    assert says in refused_early(args, cwd=tmp_path)
 
 
 def exported_before(folder):
@@ -49,13 +37,6 @@ def broken_config(folder):
 def test_a_folder_without_a_run_or_a_bad_output_is_refused_before_tensorflow_loads(tmp_path, prepare, out, says):
     prepare(tmp_path)
     assert says in refused_early(["tfkit.export", "run", "--out", out], cwd=tmp_path)
-
-
-def test_help_is_answered_before_tensorflow_loads(tmp_path):
-    result = probe_command(["tfkit.export", "--help"], cwd=tmp_path)
-    assert "usage: python -m tfkit.export" in result.stdout and "--checkpoint {best,last}" in result.stdout
-    assert "tf.saved_model.load(PATH).serve" in result.stdout  # the module's doc
-    assert result.stdout.split()[-3:] == ["no", "tensorflow", "0"]
 
 
 def test_the_run_file_is_the_one_checkpoints_are_written_with():

@@ -1,31 +1,18 @@
-"""tfkit.predict_command: bad flags and options, an existing --out, a missing --like file and a folder without a run
-are refused before TensorFlow loads, with the lines ``tfkit.predict.run`` gives."""
+"""tfkit.predict_command: bad options, an existing --out, a missing --like file and a folder without a run are
+refused before TensorFlow loads, with the lines ``tfkit.predict.run`` gives. Bad flags and ``--help``:
+``test_command_flags.py``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from conftest import probe_command, refused_early, run_without_weights
+from conftest import refused_early, run_without_weights
 
 from tfkit import predict_command
 from tfkit.errors import UserError
 
 PREDICT = ["tfkit.predict", "run", "--data", "test", "--out", "submission.csv"]
-
-
-@pytest.mark.parametrize(
-    ("args", "says"),
-    [
-        ([*PREDICT, "--as", "logits"], "argument --as: invalid choice: 'logits'"),
-        ([*PREDICT, "--cpu_replicas", "two"], "--cpu_replicas: received 'two'"),
-        (["tfkit.predict", "run", "--data", "test"], "the following arguments are required: --out"),
-        ([*PREDICT, "--as", "raw"], "--out received 'submission.csv' for --as raw; expected a .npy file"),
-    ],
-)
-def test_a_bad_flag_is_refused_before_tensorflow_loads(tmp_path, args, says):
-    run_without_weights(tmp_path / "run")
-    assert says in refused_early(args, cwd=tmp_path)
 
 
 def a_run(folder):
@@ -55,13 +42,6 @@ def no_checkpoints(folder):
 def test_a_folder_without_a_run_or_a_bad_path_is_refused_before_tensorflow_loads(tmp_path, prepare, args, says):
     prepare(tmp_path)
     assert says in refused_early(args, cwd=tmp_path)
-
-
-def test_help_is_answered_before_tensorflow_loads(tmp_path):
-    result = probe_command(["tfkit.predict", "--help"], cwd=tmp_path)
-    assert "usage: python -m tfkit.predict" in result.stdout and "--tta {flip}" in result.stdout
-    assert "sample_submission.csv" in result.stdout  # the module's doc
-    assert result.stdout.split()[-3:] == ["no", "tensorflow", "0"]
 
 
 @pytest.mark.parametrize(
