@@ -90,15 +90,23 @@ def test_training_resumed_at_batch_k_yields_the_same_decoded_and_augmented_batch
     assert len(shifts) > 1  # each batch's seed differs, so the augmentation is there to compare
 
 
-def test_record_by_record_and_batched_decoding_give_the_same_pixels(pictures):
+def test_record_by_record_decoding_gives_each_image_its_own_pixels_resized(pictures):
+    # Each image is one grey level, its label: resized to 6x6 it must stay that level exactly, label and weight 1.
     folder, schema, _ = pictures
-    serialized = next(iter(tf.data.TFRecordDataset(schema.files(folder)).batch(COUNT)))
-    batched = parser(schema, features="image", label="label", image_size=(6, 6))(serialized)
     one = parser(schema, features="image", label="label", image_size=(6, 6), per_record=True)
-    for index in range(3):
-        x, y, weight = one(serialized[index])
-        np.testing.assert_array_equal(x.numpy(), batched[0][index].numpy())
-        assert int(y) == int(batched[1][index]) and float(weight) == 1.0
+    seen = []
+    for serialized in tf.data.TFRecordDataset(schema.files(folder)):
+        x, y, weight = one(serialized)
+        np.testing.assert_array_equal(x.numpy(), np.full((6, 6, 3), int(y), np.uint8))
+        assert x.dtype == tf.uint8 and float(weight) == 1.0
+        seen.append(int(y))
+    assert sorted(seen) == list(range(COUNT))
+
+
+def test_a_batch_of_encoded_images_is_never_decoded_whole(pictures):
+    _, schema, _ = pictures
+    with pytest.raises(ValueError, match="decode them with decode_example"):
+        data.decode(tf.constant([b""]), schema.features["image"], batch=1)
 
 
 def test_only_encoded_images_are_decoded_record_by_record(pictures):

@@ -14,6 +14,7 @@ import tensorflow as tf
 from conftest import python_script, stderr_lines, tfkit_process
 
 from tfkit import data, errors, records
+from tfkit.data.decode import decode_example
 from tfkit.records import sources
 
 
@@ -22,12 +23,12 @@ def read_split(folder, features: list[str] | None = None) -> dict[str, list]:
     schema = records.read_schema(folder)
     names = features or list(schema.features)
     values: dict[str, list] = {name: [] for name in names}
+    specs = {name: data.parse_spec(schema.features[name]) for name in names}
     for path in schema.files(folder):
-        for serialized in tf.data.TFRecordDataset(path, compression_type=schema.compression or "").batch(64):
-            parsed = tf.io.parse_example(serialized, {name: data.parse_spec(schema.features[name]) for name in names})
+        for serialized in tf.data.TFRecordDataset(path, compression_type=schema.compression or ""):
+            parsed = tf.io.parse_single_example(serialized, specs)
             for name in names:
-                decoded = data.decode(parsed[name], schema.features[name], batch=None, image_size=())
-                values[name].extend(decoded.numpy())
+                values[name].append(decode_example(parsed[name], schema.features[name], image_size=()).numpy())
     return values
 
 

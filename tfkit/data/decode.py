@@ -42,9 +42,7 @@ def parser(
         else:
             parsed = tf.io.parse_example(serialized, specs)
             batch = serialized.shape[0]  # static after drop_remainder; TPUs need it kept
-            values = {
-                name: decode(parsed[name], schema.features[name], batch=batch, image_size=image_size) for name in names
-            }
+            values = {name: decode(parsed[name], schema.features[name], batch=batch) for name in names}
             count = tf.shape(serialized)[:1]
         x = values[features]
         y = tf.zeros(count, tf.int64) if label is None else values[label]
@@ -60,7 +58,7 @@ def parser(
 def decodes_images(schema: Schema, names: tuple[str | None, ...]) -> bool:
     """Whether any of ``names`` is an encoded image, which the pipeline then parses record by record.
 
-    Decoding a batch of JPEGs or PNGs takes a ``tf.map_fn`` loop inside one map call: its per-image overhead, and
+    Decoding a batch of JPEGs or PNGs took a ``tf.map_fn`` loop inside one map call: its per-image overhead, and
     one call per batch for the map's parallelism to spread, left ``benchmarks/images.py`` at about 0.65x a
     hand-written per-record pipeline. Small fixed-size records stay batched: for them the per-element cost of a
     ``tf.data`` map would dominate.
@@ -77,21 +75,18 @@ def parse_spec(feature: Feature) -> tf.io.FixedLenFeature:
     return tf.io.FixedLenFeature([], tf.string)
 
 
-def decode(value: tf.Tensor, feature: Feature, *, batch: int | None, image_size: tuple[int, ...]) -> tf.Tensor:
-    """Decodes a parsed batch of one feature by its encoding, with static shapes (``batch`` None when unknown)."""
+def decode(value: tf.Tensor, feature: Feature, *, batch: int | None) -> tf.Tensor:
+    """Decodes a parsed batch of one feature by its encoding, with static shapes (``batch`` None when unknown).
+
+    Encoded images are not decoded here: a split with one is parsed record by record (``decodes_images``).
+    """
     if feature.encoding == "raw":
         flat = tf.io.decode_raw(value, tf.dtypes.as_dtype(feature.dtype))
         return tf.reshape(flat, [-1 if batch is None else batch, *feature.shape])
     if feature.encoding == "string":
         return value
-    if feature.encoding in IMAGE_ENCODINGS:
-        shape = _image_shape(feature, image_size)
-        decoded = tf.map_fn(
-            lambda data: decode_image(data, feature, image_size=image_size),
-            value,
-            fn_output_signature=tf.TensorSpec(shape, tf.uint8),
-        )
-        return tf.ensure_shape(decoded, [batch, *shape]) if batch is not None else decoded
+    if feature.encoding in IMAGE_ENCODINGS:  # a bug: the pipeline parses such splits record by record
+        raise ValueError(f"a batch of {feature.encoding} images reached decode(); decode them with decode_example.")
     return tf.cast(value, tf.dtypes.as_dtype(feature.dtype))
 
 
