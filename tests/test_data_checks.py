@@ -181,7 +181,7 @@ def test_foreign_float_list_features_pass_the_first_record_checks(tmp_path):
     assert schema.records == 6
 
 
-def test_the_first_records_parser_reads_what_the_records_parser_reads(tmp_path):
+def test_the_first_records_parser_reads_what_the_records_parser_reads():
     # The check at start parses with protobuf, falling back to tfkit.records.parse; both must see the same values.
     rows = [
         tf.train.Example(
