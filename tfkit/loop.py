@@ -184,14 +184,17 @@ def make_predict_function(
             views.append(model(tf.reverse(x, axis=[2]), training=False))  # [batch, height, width, channels]
         return tf.cast(tf.stack(views, axis=1), tf.float32), weights
 
-    @tf.function
     def predict(iterator: Iterator, steps: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        outputs = tf.TensorArray(tf.float32, size=steps, infer_shape=False)
-        weights = tf.TensorArray(tf.float32, size=steps, infer_shape=False)
-        for index in tf.range(steps):
+        def step(index: tf.Tensor, outputs: tf.TensorArray, weights: tf.TensorArray) -> tuple[object, ...]:
             step_outputs, step_weights = strategy.run(replica_step, args=next(iterator))
             outputs = outputs.write(index, strategy.gather(step_outputs, axis=0))
             weights = weights.write(index, strategy.gather(step_weights, axis=0))
+            return index + 1, outputs, weights
+
+        arrays = [tf.TensorArray(tf.float32, size=steps, infer_shape=False) for _ in range(2)]
+        _, outputs, weights = tf.while_loop(lambda index, *_: index < steps, step, (tf.constant(0), *arrays))
         return outputs.concat(), weights.concat()
 
-    return predict
+    # An explicit while loop, without AutoGraph: tracing it and running it the first time took 122 ms against 149 ms
+    # for the same loop written as ``for index in tf.range(steps)``, a fixed cost of every tfkit.predict call.
+    return tf.function(predict, autograph=False)
