@@ -181,28 +181,6 @@ def test_foreign_float_list_features_pass_the_first_record_checks(tmp_path):
     assert schema.records == 6
 
 
-def test_the_first_records_parser_reads_what_the_records_parser_reads():
-    # The check at start parses with protobuf, falling back to tfkit.records.parse; both must see the same values.
-    rows = [
-        tf.train.Example(
-            features=tf.train.Features(
-                feature={
-                    "floats": tf.train.Feature(float_list=tf.train.FloatList(value=[index, np.nan, -np.inf, 1e-45])),
-                    "ints": tf.train.Feature(int64_list=tf.train.Int64List(value=[index, -(2**63), 2**63 - 1])),
-                    "bytes": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"", bytes(range(256))])),
-                    "empty": tf.train.Feature(),
-                }
-            )
-        ).SerializeToString()
-        for index in range(3)
-    ]
-    for serialized in [*rows, b""]:
-        ours, theirs = checks._parse(serialized), records.parse(serialized)
-        assert ours.keys() == theirs.keys()
-        for name in ours:
-            np.testing.assert_array_equal(np.asarray(ours[name]), np.asarray(theirs[name]))
-
-
 def test_a_record_that_is_no_example_is_named_at_start(tmp_path):
     folder = split(tmp_path / "garbage")
     shard = tmp_path / "garbage" / "train-00000-of-00002.tfrecord"

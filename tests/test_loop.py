@@ -98,3 +98,40 @@ def test_the_schedule_serialises_for_saved_optimizers():
     schedule = optimizers.WarmupSchedule(peak=0.1, warmup_steps=3, total_steps=30, decay="cosine")
     restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
     assert float(restored(tf.constant(7))) == pytest.approx(float(schedule(tf.constant(7))))
+
+
+def test_a_users_loss_with_python_control_flow_on_tensors_trains_and_evaluates(tmp_path):
+    # The train and eval steps call user losses, so they keep AutoGraph, which turns this ``if`` into a tf.cond; the
+    # predict step calls only the model, which Keras never converts, and runs without it.
+    code = tmp_path / "branchy_loss.py"
+    code.write_text(
+        "import tensorflow as tf\n"
+        "def branchy(labels, outputs):\n"
+        "    errors = tf.square(outputs[:, 0] - tf.cast(labels, tf.float32))\n"
+        "    if tf.reduce_mean(errors) > 1e9:\n"
+        "        return tf.sqrt(errors)\n"
+        "    return errors\n"
+    )
+    strategy = tf.distribute.get_strategy()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(learning_rate=0.1)
+    optimizer.build(model.trainable_variables)
+    loss_fn = losses.per_example_loss(f"{code}:branchy", from_logits=False)
+    x = np.array([[1.0, 2.0], [3.0, -1.0]], np.float32)
+    y = np.array([1.0, 0.0], np.float32)
+    batches = tf.data.Dataset.from_tensor_slices((x, y, np.ones(2, np.float32))).batch(2).repeat()
+    expected = float(tf.reduce_mean(tf.square(model(x)[:, 0] - y)))
+    train = loop.make_train_function(
+        strategy=strategy,
+        model=model,
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        metrics={},
+        settings=loop.StepSettings(global_batch_size=2),
+    )
+    assert float(train(iter(batches), tf.constant(1))) == pytest.approx(expected, rel=1e-6)
+    mean = keras.metrics.Mean()
+    evaluate = loop.make_eval_function(strategy=strategy, model=model, loss_fn=loss_fn, loss_metric=mean, metrics={})
+    evaluate(iter(batches), tf.constant(2))
+    assert float(mean.result()) == pytest.approx(float(tf.reduce_mean(tf.square(model(x)[:, 0] - y))), rel=1e-6)

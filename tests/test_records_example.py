@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfkit import records
 from tfkit.errors import UserError
+from tfkit.records import example as wire
 
 
 @pytest.mark.parametrize(
@@ -71,3 +72,37 @@ def test_parse_reads_back_what_encode_writes():
 def test_bytes_that_are_no_example_are_one_user_error():
     with pytest.raises(UserError, match=r"a record is not a tf\.train\.Example"):
         records.parse(b"\x0a\xff\xff\x01")
+
+
+def _message(field: int, payload: bytes) -> bytes:
+    return bytes([field << 3 | 2, len(payload)]) + payload
+
+
+def test_protobuf_and_the_python_reader_see_the_same_values():
+    # parse reads with protobuf and hands a record it refuses to the Python reader: both must agree on every record.
+    rows = [
+        tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    "floats": tf.train.Feature(float_list=tf.train.FloatList(value=[index, np.nan, -np.inf, 1e-45])),
+                    "ints": tf.train.Feature(int64_list=tf.train.Int64List(value=[index, -(2**63), 2**63 - 1])),
+                    "bytes": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"", bytes(range(256))])),
+                    "empty": tf.train.Feature(),
+                }
+            )
+        ).SerializeToString()
+        for index in range(3)
+    ]
+    # Lists written unpacked, one tagged value each, as some writers do: ints 5 and 300, floats 1.5 and -2.
+    unpacked_ints = _message(3, b"\x08\x05\x08\xac\x02")
+    unpacked_floats = _message(2, b"\x0d" + np.float32(1.5).tobytes() + b"\x0d" + np.float32(-2).tobytes())
+    entries = _message(1, b"\x0a\x01a" + _message(2, unpacked_ints)) + _message(
+        1, b"\x0a\x01b" + _message(2, unpacked_floats)
+    )
+    unpacked = _message(1, entries)
+    for serialized in [*rows, unpacked, b""]:
+        ours, python = records.parse(serialized), wire._parse_python(serialized)
+        assert ours.keys() == python.keys()
+        for name in ours:
+            np.testing.assert_array_equal(np.asarray(ours[name]), np.asarray(python[name]))
+    assert records.parse(unpacked) == {"a": [5, 300], "b": [1.5, -2.0]}
