@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import sys
 
-from tfkit import cli, evaluate_command
+from tfkit import cli, evaluate_command, stopping
 
 if __name__ == "__main__":
-    # Before TensorFlow's import (seconds): bad flags, an existing metrics file or a folder without a run are
-    # refused at once.
+    # Before TensorFlow's import (seconds): a Ctrl-C or SIGTERM from here on ends the command at the next batch
+    # with nothing written, and bad flags, an existing metrics file or a folder without a run are refused at once.
+    stopping.catch_signals()
     cli.refuse_early(lambda: evaluate_command.check(__doc__, sys.argv[1:]))
     cli.require_tensorflow()
 
@@ -63,8 +64,10 @@ def run(
     """
     target = evaluate_command.metrics_path(workdir, out, force=force)
     restored = restore.load(workdir, which=checkpoint, cpu_replicas=cpu_replicas)
+    stopping.check("restoring the model")
     config = restored.config
     schema, section = restore.read_split(data, config, labeled=True)
+    stopping.check("reading the split")
     task = config.task
     with restored.selected.strategy.scope():
         metrics = metric_builder.make_metrics(
@@ -86,7 +89,13 @@ def run(
         schema=schema,
         pipelines=restored.pipelines,
     )
-    values = evaluator(per_replica_batch_size=restored.per_replica_batch_size(batch_size))
+    # A signal ends the command after the call under way; not on several workers, where one leaving would leave its
+    # peers waiting in the next call's all-reduce.
+    alone = restored.selected.name != "multi_worker"
+    values = evaluator(
+        per_replica_batch_size=restored.per_replica_batch_size(batch_size),
+        between_calls=(lambda: stopping.check("evaluating")) if alone else None,
+    )
     result = {
         "metrics": values,
         "records": schema.records,
@@ -96,6 +105,7 @@ def run(
     }
     if not restored.selected.is_chief:  # the chief writes the one file; the metrics are the same on every worker
         return {**result, "out": None}
+    stopping.mark_written()
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(target, json.dumps(result, indent=2) + "\n")
     return {**result, "out": str(target)}

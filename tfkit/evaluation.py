@@ -8,7 +8,7 @@ not depend on the number of replicas or workers. Like training, one compiled cal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -62,8 +62,13 @@ class Evaluator:
             strategy=strategy, model=model, loss_fn=loss_fn, loss_metric=loss_metric, metrics=metrics
         )
 
-    def __call__(self, *, per_replica_batch_size: int) -> dict[str, float]:
-        """Evaluates every record once; returns the loss and metrics."""
+    def __call__(
+        self, *, per_replica_batch_size: int, between_calls: Callable[[], None] | None = None
+    ) -> dict[str, float]:
+        """Evaluates every record once; returns the loss and metrics.
+
+        ``between_calls`` runs after each compiled call: ``tfkit.evaluate`` ends there on a signal.
+        """
         for metric in (self.loss_metric, *self.metrics.values()):
             metric.reset_state()
         dataset = self.strategy.distribute_datasets_from_function(
@@ -88,6 +93,8 @@ class Evaluator:
         per_call = max(1, self.config.train.steps_per_execution)
         for done in range(0, steps, per_call):
             self.step(iterator, tf.constant(min(per_call, steps - done)))
+            if between_calls is not None:
+                between_calls()
         values = {"loss": float(self.loss_metric.result())}
         values.update({name: float(metric.result()) for name, metric in self.metrics.items()})
         return values

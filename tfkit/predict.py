@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import sys
 
-from tfkit import cli, predict_command
+from tfkit import cli, predict_command, stopping
 
 if __name__ == "__main__":
-    # Before TensorFlow's import (seconds): bad flags and options, an existing --out or a folder without a run are
-    # refused at once.
+    # Before TensorFlow's import (seconds): a Ctrl-C or SIGTERM from here on ends the command at the next batch
+    # with nothing written, and bad flags and options, an existing --out or a folder without a run are refused at
+    # once.
+    stopping.catch_signals()
     cli.refuse_early(lambda: predict_command.check(__doc__, sys.argv[1:]))
     cli.require_tensorflow()
 
@@ -96,6 +98,7 @@ def run(
     predict_command.require_first_run(roots[0])
     first = config_lib.load(roots[0] / "config.yaml")
     split = restore.read_split(data, first, labeled=False)
+    stopping.check("reading the split")
     split_read_with = first.data
     schema = split[0]
     if output != "raw":
@@ -119,6 +122,7 @@ def run(
             config=first if root == roots[0] else None,
         )
         selected = restored.selected
+        stopping.check(f"restoring '{root}'")
         if restored.config.data != split_read_with:  # another preprocessing (image size): the schema follows it
             split = restore.read_split(data, restored.config, labeled=False)
             split_read_with = restored.config.data
@@ -137,8 +141,10 @@ def run(
             names = names or restore.class_names(restored.config, workdir=restored.root)
     assert averaged is not None  # at least one run: checked above
     averaged /= len(roots)
+    stopping.check("predicting")
 
     if output == "raw":
+        stopping.mark_written()
         submission.write_npy(target, averaged)
         return target
     ids = _read_ids(data, schema, id_feature)
@@ -159,6 +165,7 @@ def run(
     order = np.arange(len(ids))
     if like_path is not None and like_ids is not None:
         order = submission.order_by(ids, like_ids, like=like_path)
+    stopping.mark_written()
     submission.write_csv(target, header, [[ids[index], *table[index]] for index in order])
     return target
 
@@ -212,6 +219,7 @@ def _predict(
     bar = keras.utils.Progbar(steps, unit_name="step") if progress else None
     per_call = max(1, restored.config.train.steps_per_execution)
     iterator = iter(dataset)
+    alone = restored.selected.name != "multi_worker"  # one worker leaving mid-way would leave its peers waiting
     outputs, weights = [], []
     for done in range(0, steps, per_call):
         call = min(per_call, steps - done)
@@ -220,6 +228,8 @@ def _predict(
         weights.append(call_weights.numpy())
         if bar is not None:
             bar.update(done + call)
+        if alone:  # a signal (from the command line only) ends the command here, with nothing written
+            stopping.check("predicting")
     kept = np.concatenate(outputs)[np.concatenate(weights) > 0]  # padding has weight 0 and comes after the records
     if len(kept) != schema.records:
         raise UserError(
