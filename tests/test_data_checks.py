@@ -194,3 +194,18 @@ def test_a_record_that_is_no_example_is_named_at_start(tmp_path):
     with pytest.raises(UserError, match=r"train-00000-of-00002.tfrecord' record 1: a record is not a tf.train.Example"):
         data.load_schema(folder, config(folder))
     assert shard.read_bytes() == before
+
+
+def test_placeholder_labels_in_a_test_split_are_not_refused_as_they_are_elsewhere(tmp_path):
+    # Competitions ship test files with a label of -1, or NaN targets: predictions never read them.
+    classes = split(tmp_path / "classes", label=lambda index: -1)
+    assert data.load_schema(classes, config(classes), split="test").records == 20
+    with pytest.raises(UserError, match=r"record 0: label 'label' is -1; expected \[0, 4\)"):
+        data.load_schema(classes, config(classes), split="eval")
+    features = {"x": FEATURES["x"], "label": records.Feature(dtype="float32", shape=(), encoding="raw")}
+    rows = [{"x": np.full(3, index, np.float32), "label": np.float32(np.nan)} for index in range(6)]
+    records.write_split(rows, tmp_path / "targets", split="test", features=features, num_shards=2)
+    targets = str(tmp_path / "targets")
+    assert data.load_schema(targets, config(targets), split="test").records == 6
+    with pytest.raises(UserError, match=r"feature 'label' .* holds 6 NaN/inf value\(s\), the first in record 0"):
+        data.load_schema(targets, config(targets), split="eval")

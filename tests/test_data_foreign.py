@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from foreign_data import csv_images, kaggle_tfrecords
+from foreign_data import csv_images, jpeg, kaggle_tfrecords
 
 from tfkit import config as config_lib
 from tfkit import data
@@ -85,6 +85,28 @@ def test_the_test_split_needs_no_label(kaggle, tmp_path):
     assert (tmp_path / "schema-test.json").exists()
     with pytest.raises(UserError, match=r"config key 'data\.label': received 'class'"):
         data.load_schema(str(kaggle / "test"), _config(), split="eval")
+
+
+def test_placeholder_labels_in_a_foreign_test_split_are_never_read(tmp_path):
+    # Some competitions' test files carry the label with -1 in every record: predictions must not refuse them.
+    rng = np.random.default_rng(0)
+    for file in range(2):
+        with tf.io.TFRecordWriter(str(tmp_path / f"{file:02d}-32x32-5.tfrec")) as writer:
+            for record in range(5):
+                feature = {
+                    "image": tf.train.Feature(
+                        bytes_list=tf.train.BytesList(value=[jpeg(rng, height=32, width=32, label=0)])
+                    ),
+                    "class": tf.train.Feature(int64_list=tf.train.Int64List(value=[-1])),
+                    "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"t{file}{record}".encode()])),
+                }
+                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    glob = str(tmp_path / "*.tfrec")
+    assert data.load_schema(glob, _config(), split="test").records == 10
+    with pytest.raises(
+        UserError, match=r"00-32x32-5\.tfrec: record 0: label 'class' is -1, outside \[0, num_classes\)"
+    ):
+        data.load_schema(glob, _config(), split="eval")
 
 
 def test_a_label_outside_the_configured_classes_names_the_record(kaggle):

@@ -38,6 +38,7 @@ def check_split(
     *,
     num_classes: int | None = None,
     weight_feature: str | None = None,
+    labels: bool = True,
 ) -> None:
     """Checks a split's schema against its files and first records, and its NaN/inf counts against the config.
 
@@ -47,6 +48,8 @@ def check_split(
         config: The ``data`` section.
         num_classes: The model's classes when labels are class numbers; None takes the schema's, if any.
         weight_feature: ``task.weight_feature``, whose values must be finite and 0 or more; None for none.
+        labels: Whether the split's labels are read. A test split's are not: a placeholder there (-1, NaN) is no
+            fault, and only the records' layout is checked.
 
     Raises:
         UserError: One line naming the file, the record and the fix.
@@ -54,8 +57,8 @@ def check_split(
     check_shards(source, schema)
     if weight_feature is not None:
         check_weight_feature(source, schema, weight_feature)
-    check_nonfinite(source, schema, config)
-    check_first_records(source, schema, config, num_classes=num_classes, weight_feature=weight_feature)
+    check_nonfinite(source, schema, config, labels=labels)
+    check_first_records(source, schema, config, num_classes=num_classes, weight_feature=weight_feature, labels=labels)
 
 
 def check_weight_feature(source: str | Sequence[str], schema: Schema, name: str) -> None:
@@ -106,15 +109,17 @@ def check_shards(source: str | Sequence[str], schema: Schema) -> None:
             )
 
 
-def check_nonfinite(source: str | Sequence[str], schema: Schema, config: DataConfig) -> None:
+def check_nonfinite(source: str | Sequence[str], schema: Schema, config: DataConfig, *, labels: bool = True) -> None:
     """Refuses float features whose schema counts NaN/inf values, unless ``data.allow_nonfinite``.
+
+    The label counts only where it is read (``labels``).
 
     Raises:
         UserError: The feature, the count and the first record.
     """
     if config.allow_nonfinite:
         return
-    for name in _used(schema, config):
+    for name in _used(schema, config, labels=labels):
         counted = schema.features[name].nonfinite
         if counted is not None and counted.count:
             raise UserError(_nonfinite_message(source, name, counted.count, f"record {counted.first_record}"))
@@ -128,22 +133,23 @@ def check_first_records(
     num_classes: int | None = None,
     weight_feature: str | None = None,
     limit: int = FIRST_RECORDS,
+    labels: bool = True,
 ) -> None:
     """Decodes the first ``limit`` records without TensorFlow and checks them against the schema.
 
     Every feature must be present with the size its dtype and shape need; labels stored as integers must lie in
-    ``[0, num_classes)``; float features the schema has no counts for must be finite (unless
-    ``data.allow_nonfinite``); the ``weight_feature``'s values must be finite and 0 or more. A shard read to its end
-    must hold the records the schema says.
+    ``[0, num_classes)`` (where ``labels`` are read); float features the schema has no counts for must be finite
+    (unless ``data.allow_nonfinite``); the ``weight_feature``'s values must be finite and 0 or more. A shard read to
+    its end must hold the records the schema says.
 
     Raises:
         UserError: Naming the shard file, the record in it, and the fix.
     """
-    label = schema.features.get(config.label)
+    label = schema.features.get(config.label) if labels else None
     classes = num_classes or (label.num_classes if label is not None else None)
     uncounted = {
         name: schema.features[name]
-        for name in _used(schema, config)
+        for name in _used(schema, config, labels=labels)
         if schema.features[name].is_float and schema.features[name].nonfinite is None
     }
     seen = 0
@@ -246,8 +252,9 @@ def _weight_message(source: str | Sequence[str], name: str, received: str, where
     )
 
 
-def _used(schema: Schema, config: DataConfig) -> list[str]:
-    return [name for name in dict.fromkeys((config.features, config.label)) if name in schema.features]
+def _used(schema: Schema, config: DataConfig, *, labels: bool) -> list[str]:
+    used = (config.features, config.label) if labels else (config.features,)
+    return [name for name in dict.fromkeys(used) if name in schema.features]
 
 
 def _nonfinite_message(source: str | Sequence[str], name: str, count: int, first: str) -> str:

@@ -101,7 +101,8 @@ def load_schema(
         schema = _skip_corrupt(source, schema)
     # After skip_corrupt, both read the repaired copies: the first records' sizes, labels and NaN/inf, then the kinds
     # of the features the run uses in a sample of every shard.
-    check_split(source, schema, config, num_classes=num_classes, weight_feature=weight_feature)
+    # A test split's labels, if it has any, are never read: placeholders there (-1, NaN) are not refused.
+    check_split(source, schema, config, num_classes=num_classes, weight_feature=weight_feature, labels=split != "test")
     conformance.check_sample(schema, source, names=names)
     if config.image_size:
         features = dict(schema.features)
@@ -186,8 +187,14 @@ def _inferred_schema(
         if [shard.file for shard in schema.shards] == paths:
             print(f"tfkit: reading the schema of data.{split} from {saved}")
             return schema
-    label = config.label if split != "test" else None
-    schema = infer.infer_schema(paths, split=split, label=label, count=config.count_records, num_classes=num_classes)
+    schema = infer.infer_schema(
+        paths,
+        split=split,
+        label=config.label,
+        count=config.count_records,
+        num_classes=num_classes,
+        labels=split != "test",
+    )
     schema = dataclasses.replace(schema, inferred=schema.to_json())
     print(f"tfkit: inferred the schema of data.{split}: {infer.summary(schema)}")
     if saved is not None:

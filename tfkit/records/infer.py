@@ -121,6 +121,7 @@ def infer_schema(
     count: bool = True,
     num_classes: int | None = None,
     sample: int = SAMPLE_RECORDS,
+    labels: bool = True,
 ) -> Schema:
     """Infers the schema of record files tfkit did not write; shard paths are kept as given.
 
@@ -133,6 +134,8 @@ def infer_schema(
             Kaggle-style names (``-798.tfrec``), and the number of classes is left to the config.
         num_classes: The number of classes the config declares; labels are checked against it.
         sample: How many records, from the start of the first files, decide each feature's kind and shape.
+        labels: Whether to read the labels (checked, and giving the number of classes). Off for a test split, whose
+            labels, where it has any, are placeholders (-1) that predictions never read.
 
     Raises:
         UserError: A file that is not a TFRecord file, mixed compressions, no records, a count not in a name, or a
@@ -140,7 +143,7 @@ def infer_schema(
     """
     features, compression = infer_features(paths, sample=sample)
     label = label or _guess_label(features)
-    labelled = label in features and features[label].encoding == "int64" and features[label].shape == ()
+    labelled = labels and label in features and features[label].encoding == "int64" and features[label].shape == ()
     shards = []
     highest = -1
     for path in paths:
