@@ -151,6 +151,19 @@ def test_a_corrupt_record_is_left_to_the_reader_and_the_records_before_it_are_ch
         data.load_schema(folder, config(folder))
 
 
+def test_the_first_records_are_fewer_when_they_hold_more_bytes_than_the_budget(tmp_path):
+    # Large records (big images, on gs://) are not all fetched at start: the check reads a budget of bytes.
+    folder = split(tmp_path / "late", count=40, label=lambda index: 7 if index == 12 else 1)
+    schema = records.read_schema(folder)
+    size = len(next(iter(records.read_records(schema.files(folder)[0]))))
+    with pytest.raises(UserError, match=r"train-00000-of-00002.tfrecord' record 6: label 'label' is 7"):
+        checks.check_first_records(folder, schema, config(folder), num_classes=4)
+    checks.check_first_records(folder, schema, config(folder), num_classes=4, byte_limit=5 * size)  # records 0-4
+    first = split(tmp_path / "first", count=4, label=lambda index: 7 if index == 0 else 1)
+    with pytest.raises(UserError, match=r"record 0: label 'label' is 7"):  # one record at least, whatever the budget
+        checks.check_first_records(first, records.read_schema(first), config(first), num_classes=4, byte_limit=1)
+
+
 def test_the_reader_stops_at_a_label_past_the_first_records_with_the_prefix(tmp_path):
     folder = split(tmp_path / "late", count=40, label=lambda index: 7 if index == 37 else 1)
     schema = records.read_schema(folder)

@@ -28,6 +28,9 @@ from tfkit.records import Feature, Schema, files, parse, read_records
 from tfkit.records.verification import count_nonfinite
 
 FIRST_RECORDS = 1024  # records read at start: a few batches, read in well under a second
+# ... or fewer, when they hold large images: 1,024 records of 512x512 JPEGs on gs:// are 100 MB to fetch before the
+# first step. A record past this budget is still checked as the pipeline reads it (assert_labels, the decoders).
+FIRST_BYTES = 8 << 20
 LABEL_ERROR_PREFIX = "tfkit-data:"
 
 
@@ -133,10 +136,12 @@ def check_first_records(
     num_classes: int | None = None,
     weight_feature: str | None = None,
     limit: int = FIRST_RECORDS,
+    byte_limit: int = FIRST_BYTES,
     labels: bool = True,
 ) -> None:
-    """Decodes the first ``limit`` records without TensorFlow and checks them against the schema.
+    """Decodes the first records without TensorFlow and checks them against the schema.
 
+    The first ``limit`` records are read, or fewer when they hold more than ``byte_limit`` bytes (one at least).
     Every feature must be present with the size its dtype and shape need; labels stored as integers must lie in
     ``[0, num_classes)`` (where ``labels`` are read); float features the schema has no counts for must be finite
     (unless ``data.allow_nonfinite``); the ``weight_feature``'s values must be finite and 0 or more. A shard read to
@@ -152,16 +157,17 @@ def check_first_records(
         for name in _used(schema, config, labels=labels)
         if schema.features[name].is_float and schema.features[name].nonfinite is None
     }
-    seen = 0
+    seen, seen_bytes = 0, 0
     for shard, path in zip(schema.shards, schema.files(source), strict=True):
         index, intact = -1, True
         for index, serialized in _intact_records(path, schema.compression):
             if serialized is None:
                 intact = False
                 break
-            if seen >= limit:
+            if seen >= limit or seen_bytes >= byte_limit:
                 return
             seen += 1
+            seen_bytes += len(serialized)
             where = f"'{path}' record {index}"
             try:
                 values = parse(serialized)
