@@ -5,7 +5,7 @@ the process's hash seed unless asked to be deterministic; ``encode`` writes byte
 deterministic output is. Reading (``parse``) serves the checks at start, ``inspect``, ``verify`` and schema
 inference, which must work without TensorFlow; training reads records with ``tf.io.parse_example`` (tfkit.data).
 ``parse`` reads with protobuf's C parser (``upb``, installed with tensorboard) through an ``Example`` class built
-here from descriptors, three times as fast as Python; a record protobuf refuses goes to the Python reader, which
+here from descriptors, about twice as fast as Python; a record protobuf refuses goes to the Python reader, which
 names what is wrong.
 """
 
