@@ -30,7 +30,7 @@ from typing import Any
 
 import keras
 
-from tfkit import atomic, losses, metric_builder, restore
+from tfkit import atomic, losses, metric_builder, restore, restore_flags
 from tfkit.evaluation import Evaluator
 
 
@@ -42,6 +42,7 @@ def run(
     checkpoint: str = "best",
     batch_size: int | None = None,
     cpu_replicas: int | None = None,
+    images: str | os.PathLike[str] | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
     """Evaluates a run's model on a split, writes the metrics file, and returns what it holds.
@@ -53,6 +54,7 @@ def run(
         checkpoint: ``best`` or ``last``.
         batch_size: The global batch; the run's by default. The metrics do not depend on it.
         cpu_replicas: Mirror over this many logical CPUs instead of the run's own strategy choice.
+        images: The image folder of a CSV ``data``; by default the run's ``data.images``.
         force: Replace an existing ``out``.
 
     Returns:
@@ -63,10 +65,14 @@ def run(
         UserError: A missing run or split, a split without the run's label, or an existing ``out`` without ``force``.
     """
     target = evaluate_command.metrics_path(workdir, out, force=force)
+    restore_flags.check_images(images)
     restored = restore.load(workdir, which=checkpoint, cpu_replicas=cpu_replicas)
     stopping.check("restoring the model")
     config = restored.config
+    if images is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, images=str(images)))
     schema, section = restore.read_split(data, config, labeled=True)
+    restore.check_input(restored, schema, section, source=str(data))
     stopping.check("reading the split")
     task = config.task
     with restored.selected.strategy.scope():
@@ -121,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkpoint=args.checkpoint,
         batch_size=args.batch_size,
         cpu_replicas=args.cpu_replicas,
+        images=args.images,
         force=args.force,
     )
     if result["out"] is None:

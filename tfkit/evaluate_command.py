@@ -53,6 +53,7 @@ def check(description: str | None, argv: Sequence[str]) -> None:
     """
     args = parser(description).parse_args(list(argv))
     metrics_path(args.workdir, args.out, force=args.force)
+    restore_flags.check_images(args.images)
     root = restore_flags.require_run(args.workdir)
     config_lib.load(root / "config.yaml")
     export_command.check_run(root)

@@ -33,6 +33,7 @@ if __name__ == "__main__":
     cli.refuse_early(lambda: predict_command.check(__doc__, sys.argv[1:]))
     cli.require_tensorflow()
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,11 +55,12 @@ def run(
     data: str,
     out: str | Path,
     output: str = "label",
-    id_feature: str = "id",
+    id_feature: str | None = None,
     id_column: str | None = None,
     columns: Sequence[str] | None = None,
     like: str | Path | None = None,
     tta: str | None = None,
+    images: str | Path | None = None,
     checkpoint: str = "best",
     batch_size: int | None = None,
     cpu_replicas: int | None = None,
@@ -72,12 +74,14 @@ def run(
         data: The split: a folder of shards with a schema, or a glob of them.
         out: The file to write: a CSV for ``label`` and ``probs``, a ``.npy`` for ``raw``.
         output: ``label``, ``probs`` or ``raw``.
-        id_feature: The feature holding each record's id (CSV outputs).
+        id_feature: The feature holding each record's id (CSV outputs); by default the run's ``data.id``.
         id_column: The id column's name; by default ``id_feature``.
         columns: The prediction columns' names: one for ``label`` (default ``label``), one per class for ``probs``
             (default the class names, or ``class_0``...).
         like: A sample submission whose header and id order to follow.
         tta: None, or ``flip`` to average each image with its mirror.
+        images: The image folder of a CSV ``data`` (a test CSV's images are often apart from the training ones);
+            by default the run's ``data.images``.
         checkpoint: ``best`` or ``last``.
         batch_size: The global batch; the first run's by default.
         cpu_replicas: Mirror over this many logical CPUs instead of the run's own strategy choice.
@@ -92,11 +96,20 @@ def run(
     """
     roots = [Path(workdirs)] if isinstance(workdirs, (str, Path)) else [Path(root) for root in workdirs]
     target = Path(out)
-    predict_command.check_options(roots, target=target, output=output, tta=tta, force=force)
+    predict_command.check_options(roots, target=target, output=output, tta=tta, force=force, images=images)
     like_path = Path(like) if like is not None else None
     header, like_ids = submission.read_like(like_path) if like_path is not None else (None, None)
     predict_command.require_first_run(roots[0])
-    first = config_lib.load(roots[0] / "config.yaml")
+
+    def reading(config: config_lib.Config) -> config_lib.Config:
+        """A run's config with ``images`` for its data section: what the split is read with."""
+        if images is None:
+            return config
+        return dataclasses.replace(config, data=dataclasses.replace(config.data, images=str(images)))
+
+    loaded = config_lib.load(roots[0] / "config.yaml")
+    first = reading(loaded)
+    id_feature = id_feature or first.data.id
     split = restore.read_split(data, first, labeled=False)
     stopping.check("reading the split")
     split_read_with = first.data
@@ -119,13 +132,14 @@ def run(
             which=checkpoint,
             cpu_replicas=cpu_replicas,
             selected=selected,
-            config=first if root == roots[0] else None,
+            config=loaded if root == roots[0] else None,
         )
         selected = restored.selected
         stopping.check(f"restoring '{root}'")
-        if restored.config.data != split_read_with:  # another preprocessing (image size): the schema follows it
-            split = restore.read_split(data, restored.config, labeled=False)
-            split_read_with = restored.config.data
+        read_with = reading(restored.config)
+        if read_with.data != split_read_with:  # another preprocessing (image size): the schema follows it
+            split = restore.read_split(data, read_with, labeled=False)
+            split_read_with = read_with.data
         values = _predict(
             restored, source=data, split=split, batch_size=batch_size, flip=tta == "flip", progress=progress
         )
@@ -198,6 +212,7 @@ def _predict(
     ``split`` is the schema and data section of ``restore.read_split`` for this run's config.
     """
     schema, section = split
+    restore.check_input(restored, schema, section, source=source)
     strategy = restored.selected.strategy
     per_replica = restored.per_replica_batch_size(batch_size)
     dataset = strategy.distribute_datasets_from_function(
@@ -292,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         columns=args.columns.split(",") if args.columns else None,
         like=args.like,
         tta=args.tta,
+        images=args.images,
         checkpoint=args.checkpoint,
         batch_size=args.batch_size,
         cpu_replicas=args.cpu_replicas,

@@ -24,7 +24,11 @@ def parser(description: str | None) -> cli.Parser:
     parser.add_argument("--data", required=True, help="the split: a folder of shards with a schema, or a glob")
     parser.add_argument("--out", required=True, help="the file to write: submission.csv, or outputs.npy for --as raw")
     parser.add_argument("--as", dest="output", choices=OUTPUTS, default="label", help="what to write")
-    parser.add_argument("--id", dest="id_feature", default="id", help="the feature holding each record's id")
+    parser.add_argument(
+        "--id",
+        dest="id_feature",
+        help="the feature holding each record's id (default: the run's data.id, id unless set)",
+    )
     parser.add_argument("--id_column", help="the id column's name (default: the id feature's)")
     parser.add_argument("--columns", help="comma-separated names of the prediction columns")
     parser.add_argument("--like", help="a sample submission CSV: its header and id order are followed")
@@ -33,13 +37,16 @@ def parser(description: str | None) -> cli.Parser:
     return parser
 
 
-def check_options(roots: Sequence[Path], *, target: Path, output: str, tta: str | None, force: bool) -> None:
+def check_options(
+    roots: Sequence[Path], *, target: Path, output: str, tta: str | None, force: bool, images: str | Path | None = None
+) -> None:
     """Refuses options that contradict each other, and an existing ``target`` without ``force``.
 
     Raises:
-        UserError: No run, an unknown ``output`` or ``tta``, an extension that does not fit ``output``, or an
-            existing ``target``.
+        UserError: No run, an unknown ``output`` or ``tta``, an extension that does not fit ``output``, an
+            ``images`` that is no folder, or an existing ``target``.
     """
+    restore_flags.check_images(images)
     if not roots:
         raise UserError("received no WORKDIR; expected at least one run folder of python -m tfkit.train.")
     if output not in OUTPUTS:
@@ -75,7 +82,7 @@ def check(description: str | None, argv: Sequence[str]) -> None:
     """
     args = parser(description).parse_args(list(argv))
     roots = [Path(workdir) for workdir in args.workdirs]
-    check_options(roots, target=Path(args.out), output=args.output, tta=args.tta, force=args.force)
+    check_options(roots, target=Path(args.out), output=args.output, tta=args.tta, force=args.force, images=args.images)
     if args.like is not None:
         submission.read_like(Path(args.like))
     require_first_run(roots[0])

@@ -121,8 +121,33 @@ def read_split(source: str, config: config_lib.Config, *, labeled: bool) -> tupl
 def class_names(config: config_lib.Config, *, workdir: Path | None = None) -> tuple[str, ...] | None:
     """The class names of the run's label, from its training schema when that is still readable; else None."""
     try:
-        kept = workdir if workdir is not None and data.inferred_schema_path(workdir, "train").exists() else None
+        # The run keeps an inferred schema, or the records of a CSV split, in its workdir: read from there.
+        in_run = data.inferred_schema_path(workdir, "train").exists() if workdir is not None else False
+        is_csv = isinstance(config.data.train, str) and config.data.train.lower().endswith(".csv")
+        kept = workdir if workdir is not None and (in_run or is_csv) else None
         schema = data.load_schema(config.data.train, config.data, workdir=kept)
     except (UserError, tf.errors.OpError, OSError):
         return None  # the training data is not here (another machine, a Kaggle input no longer mounted)
     return schema.features[config.data.label].classes
+
+
+def check_input(restored: RestoredRun, schema: Schema, section: config_lib.DataConfig, *, source: str) -> None:
+    """Refuses a split whose model input has another shape than the run's model takes (images of another size).
+
+    Raises:
+        UserError: Naming the split, both shapes and the fix.
+    """
+    expected = getattr(restored.model, "input_shape", None)
+    if not isinstance(expected, tuple) or not all(size is None or isinstance(size, int) for size in expected):
+        return  # several inputs: the model's own call says what it takes
+    received = tuple(schema.features[section.features].shape)
+    taken = tuple(expected[1:])
+    if len(received) != len(taken):
+        return  # Keras adds or drops a last axis of 1 itself
+    if all(want is None or want == got for want, got in zip(taken, received, strict=True)):
+        return
+    shown = [-1 if size is None else size for size in taken]
+    raise UserError(
+        f"'{source}' holds feature '{section.features}' of shape {list(received)}; the model of '{restored.root}' "
+        f"takes {shown}. Resize the data to that shape, or train with data.image_size set, which resizes every split."
+    )

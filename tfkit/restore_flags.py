@@ -16,8 +16,9 @@ from tfkit.errors import UserError
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    """Adds the flags of every command that restores a run: --checkpoint, --batch_size, --cpu_replicas, --force."""
+    """Adds the restoring commands' flags: --checkpoint, --images, --batch_size, --cpu_replicas, --force."""
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint to use")
+    parser.add_argument("--images", help="the image folder of a CSV --data (default: the run's data.images)")
     parser.add_argument("--batch_size", type=cli.positive_int, help="global batch (default: the run's)")
     parser.add_argument("--cpu_replicas", type=cli.positive_int, help="mirror over N logical CPUs")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
@@ -36,3 +37,15 @@ def require_run(workdir: str | os.PathLike[str]) -> Path:
             "checkpoints/). Check the path."
         )
     return root
+
+
+def check_images(images: str | os.PathLike[str] | None) -> None:
+    """Refuses an ``--images`` that is not a folder.
+
+    Raises:
+        UserError: Naming it.
+    """
+    if images is not None and not Path(images).is_dir():
+        raise UserError(
+            f"--images received '{images}', which is not a folder; expected the folder of the CSV's images."
+        )

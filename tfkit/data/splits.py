@@ -143,7 +143,8 @@ def csv_split(source: str, config: DataConfig, *, split: str, workdir: str | os.
             f"data '{source}' is a CSV; expected data.images to name its image folder, e.g. --set data.images=images/."
         )
     stat = os.stat(source)
-    key = hashlib.sha1(f"{os.path.abspath(source)}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    identity = f"{os.path.abspath(source)}|{stat.st_size}|{stat.st_mtime_ns}|{os.path.abspath(config.images)}"
+    key = hashlib.sha1(identity.encode()).hexdigest()[:12]  # another image folder is other records
     base = Path(workdir) if workdir is not None else Path(tempfile.gettempdir()) / "tfkit-csv"
     folder = base / f"records-{split}-{key}"
     if not (folder / records.SCHEMA_FILE).exists():
