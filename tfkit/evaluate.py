@@ -68,9 +68,7 @@ def run(
     restore_flags.check_images(images)
     restored = restore.load(workdir, which=checkpoint, cpu_replicas=cpu_replicas)
     stopping.check("restoring the model")
-    config = restored.config
-    if images is not None:
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, images=str(images)))
+    config = restore.with_images(restored.config, images)
     schema, section = restore.read_split(data, config, labeled=True)
     restore.check_input(restored, schema, section, source=str(data))
     stopping.check("reading the split")

@@ -33,7 +33,6 @@ if __name__ == "__main__":
     cli.refuse_early(lambda: predict_command.check(__doc__, sys.argv[1:]))
     cli.require_tensorflow()
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,14 +100,8 @@ def run(
     header, like_ids = submission.read_like(like_path) if like_path is not None else (None, None)
     predict_command.require_first_run(roots[0])
 
-    def reading(config: config_lib.Config) -> config_lib.Config:
-        """A run's config with ``images`` for its data section: what the split is read with."""
-        if images is None:
-            return config
-        return dataclasses.replace(config, data=dataclasses.replace(config.data, images=str(images)))
-
     loaded = config_lib.load(roots[0] / "config.yaml")
-    first = reading(loaded)
+    first = restore.with_images(loaded, images)
     id_feature = id_feature or first.data.id
     split = restore.read_split(data, first, labeled=False)
     stopping.check("reading the split")
@@ -136,7 +129,7 @@ def run(
         )
         selected = restored.selected
         stopping.check(f"restoring '{root}'")
-        read_with = reading(restored.config)
+        read_with = restore.with_images(restored.config, images)
         if read_with.data != split_read_with:  # another preprocessing (image size): the schema follows it
             split = restore.read_split(data, read_with, labeled=False)
             split_read_with = read_with.data

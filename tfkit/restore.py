@@ -118,6 +118,13 @@ def read_split(source: str, config: config_lib.Config, *, labeled: bool) -> tupl
     return schema, section
 
 
+def with_images(config: config_lib.Config, images: str | os.PathLike[str] | None) -> config_lib.Config:
+    """The run's config with ``images`` (``--images``) as the image folder of a CSV split; as it is for None."""
+    if images is None:
+        return config
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, images=str(images)))
+
+
 def class_names(config: config_lib.Config, *, workdir: Path | None = None) -> tuple[str, ...] | None:
     """The class names of the run's label, from its training schema when that is still readable; else None."""
     try:
