@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import sys
 
-from tfkit import cli, predict_command, stopping
+from tfkit import stopping
 
 if __name__ == "__main__":
-    # Before TensorFlow's import (seconds): a Ctrl-C or SIGTERM from here on ends the command at the next batch
-    # with nothing written, and bad flags and options, an existing --out or a folder without a run are refused at
-    # once.
+    # First of all: a Ctrl-C or SIGTERM from here on ends the command at the next batch with nothing written. The
+    # command's own imports (numpy among them) take tenths of a second, TensorFlow's seconds.
     stopping.catch_signals()
+
+from tfkit import cli, predict_command
+
+if __name__ == "__main__":
+    # Before TensorFlow's import: bad flags, an existing output or a folder without a run are refused at once.
     cli.refuse_early(lambda: predict_command.check(__doc__, sys.argv[1:]))
     cli.require_tensorflow()
 
